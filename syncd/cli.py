@@ -1,0 +1,109 @@
+"""The ``syncd`` command line.
+
+| command | what it does |
+|---|---|
+| ``syncd run`` | run the daemon (``--until-caught-up``, ``--max-events N`` for bounded runs) |
+| ``syncd check-config`` | validate the configuration and exit (0 ok, 2 invalid) |
+| ``syncd inspect SKU`` | a SKU's state and each listing's quantity, term by term |
+| ``syncd listings`` | the newest desired quantity of every listing |
+
+The configuration file is ``--config PATH``, else ``$SYNCD_CONFIG``, else
+``/etc/syncd/syncd.toml``. Exit codes: 0 ok, 1 runtime failure, 2 bad
+configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import orjson
+import structlog
+
+from syncd import __version__, config, logs
+from syncd.errors import ConfigError, SyncdError
+
+log = structlog.get_logger("syncd.cli")
+
+COMMANDS = ("run", "check-config", "inspect", "listings")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syncd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    parser.add_argument("--config", help="configuration file (TOML)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--until-caught-up", action="store_true",
+                     help="stop once every input partition is read to its end")
+    run.add_argument("--max-events", type=int, help="stop after this many input events")
+    sub.add_parser("check-config", help="validate the configuration and exit")
+    insp = sub.add_parser("inspect", help="explain a SKU's quantities term by term")
+    insp.add_argument("sku")
+    insp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    lst = sub.add_parser("listings", help="the newest desired quantity of every listing")
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _config_path(arg: str | None) -> str:
+    return arg or os.environ.get("SYNCD_CONFIG") or "/etc/syncd/syncd.toml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config.load(_config_path(args.config))
+    except ConfigError as e:
+        print(orjson.dumps({"level": "error", "event": "config_invalid", "key": e.key,
+                            "reason": e.reason}).decode(), file=sys.stderr)
+        return 2
+    logs.configure(cfg.log_level)
+    try:
+        if args.command == "check-config":
+            print(f"ok: {cfg.source}: {len(cfg.channels)} channel accounts,"
+                  f" {len(cfg.skus)} SKU overrides, kafka {','.join(cfg.kafka.bootstrap_servers)}")
+            return 0
+        if args.command == "run":
+            return asyncio.run(_run(cfg, args.until_caught_up, args.max_events))
+        if args.command == "inspect":
+            from syncd import views
+
+            view = asyncio.run(views.inspect(cfg, args.sku))
+            print(orjson.dumps(view).decode() if args.json else views.format_inspect(view))
+            return 0
+        if args.command == "listings":
+            from syncd import views
+
+            rows = asyncio.run(views.listings(cfg))
+            if args.json:
+                print(orjson.dumps(rows).decode())
+            else:
+                print(f"{'ACCOUNT':<22} {'DESIRED':>7}  {'SKU':<16} LISTING")
+                for r in rows:
+                    print(f"{r['account']:<22} {r['desired']:>7}  {r['sku']:<16} {r['listing']}")
+            return 0
+    except SyncdError as e:
+        log.error("command_failed", command=args.command, code=e.code, error=e.message)
+        return 1
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+async def _run(cfg: config.Config, until_caught_up: bool, max_events: int | None) -> int:
+    from syncd.service import ComputeService
+
+    svc = ComputeService(cfg, until_caught_up=until_caught_up, max_events=max_events)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, svc.request_stop)
+    log.info("syncd_starting", version=__version__, config=cfg.source)
+    await svc.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""The compute stage as a running service: Kafka in, Kafka out.
+
+Owns the aiokafka clients and the loop around :class:`~syncd.processor.Processor`:
+
+- one group consumer on the stock, order, order-lines and catalog topics
+  (range assignment, so partition ``p`` of the stock and order-lines topics
+  land on the same process), offsets committed only after a batch's outputs
+  and changelog records are acknowledged;
+- on every assignment the new partitions are paused, their state restored
+  from the changelog topics by the main loop (the rebalance callback itself
+  stays short), then resumed;
+- a catalog reader (no group) keeps the whole listing table;
+- a bounded mode: stop when caught up, or after N input events, so tests and
+  the demo drive the real loop without sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError as AioKafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from syncd import bus
+from syncd.catalog import Catalog, decode_listing
+from syncd.config import Config
+from syncd.errors import InvalidRecord
+from syncd.processor import Out, Processor
+
+log = structlog.get_logger("syncd.service")
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, svc: ComputeService) -> None:
+        self.svc = svc
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self.svc.lock:  # waits for the batch in flight (short), never for I/O backlog
+            self.svc.revoke(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.svc.assign(list(assigned))
+
+
+class ComputeService:
+    def __init__(
+        self, cfg: Config, *, until_caught_up: bool = False, max_events: int | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.until_caught_up = until_caught_up
+        self.max_events = max_events
+        self.lock = asyncio.Lock()
+        self.catalog = Catalog()
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.events = 0
+        self.restore_seconds = 0.0
+        self._stop = asyncio.Event()
+        self._to_restore: set[tuple[str, int]] = set()
+        self._dirty: set[str] = set()
+        self._catalog_ready = asyncio.Event()
+        self._catalog_tps: list[TopicPartition] = []
+        self.processor: Processor | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # -- rebalance -------------------------------------------------------------
+    def _kinds(self, tp: TopicPartition) -> tuple[str, int] | None:
+        t = self.cfg.topics
+        if tp.topic in (t.stock, t.order_lines):
+            return ("sku", tp.partition)
+        if tp.topic == t.orders:
+            return ("order", tp.partition)
+        return None
+
+    def assign(self, assigned: Sequence[TopicPartition]) -> None:
+        stateful = [tp for tp in assigned if self._kinds(tp) is not None]
+        if stateful:
+            self.consumer.pause(*stateful)
+        for tp in stateful:
+            kind = self._kinds(tp)
+            assert kind is not None
+            self._to_restore.add(kind)
+        log.info("partitions_assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in assigned])
+
+    def revoke(self, revoked: Sequence[TopicPartition]) -> None:
+        assert self.processor is not None
+        for tp in revoked:
+            kind = self._kinds(tp)
+            if kind is not None:
+                self.processor.drop(*kind)
+                self._to_restore.discard(kind)
+        log.info("partitions_revoked", partitions=[f"{tp.topic}/{tp.partition}" for tp in revoked])
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def run(self) -> Counter[tuple[str, str]]:
+        cfg = self.cfg
+        t = cfg.topics
+        counts = await bus.ensure_topics(cfg)
+        self.processor = Processor(cfg, self.catalog, counts[t.stock])
+        settings = bus.client_settings(cfg.kafka)
+        self.producer = AIOKafkaProducer(
+            **settings, acks="all", linger_ms=5, max_batch_size=262144, max_request_size=4194304
+        )
+        self.restorer = AIOKafkaConsumer(**settings, enable_auto_commit=False)
+        self.catalog_reader = AIOKafkaConsumer(**settings, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(
+            **settings,
+            group_id=cfg.kafka.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._catalog_tps = [TopicPartition(t.catalog, p) for p in range(counts[t.catalog])]
+        await self.producer.start()
+        await self.restorer.start()
+        await self.catalog_reader.start()
+        catalog_task = asyncio.create_task(self._read_catalog(), name="catalog-reader")
+        try:
+            self.consumer.subscribe([t.stock, t.orders, t.order_lines, t.catalog],
+                                    listener=_Rebalance(self))
+            await self.consumer.start()
+            await self._loop()
+        finally:
+            catalog_task.cancel()
+            await asyncio.gather(catalog_task, return_exceptions=True)
+            await self.consumer.stop()  # leaves the group
+            await self.catalog_reader.stop()
+            await self.restorer.stop()
+            await self.producer.stop()
+            log.info("compute_stopped", events=self.events, **_flat(self.counts))
+        return self.counts
+
+    async def _loop(self) -> None:
+        assert self.processor is not None
+        await self._catalog_ready.wait()
+        next_sweep = time.monotonic() + 60
+        while not self._stop.is_set():
+            await self._restore_pending()
+            batch = await self.consumer.getmany(
+                timeout_ms=200, max_records=self.cfg.compute.batch_max_records
+            )
+            records = [r for recs in batch.values() for r in recs]
+            dirty, self._dirty = self._dirty, set()
+            if not records and not dirty:
+                if self.until_caught_up and await self._caught_up():
+                    log.info("caught_up", events=self.events)
+                    return
+                if time.monotonic() > next_sweep:
+                    next_sweep = time.monotonic() + 60
+                    async with self.lock:
+                        await self._write(self.processor.sweep_orders(self.cfg.compute.retention_ms))
+                continue
+            async with self.lock:
+                res = self.processor.process(records, dirty)
+                await self._write(res.outputs)
+                await self._write(res.changelog)
+                await self._commit(batch)
+            self.counts.update(res.counts)
+            self.events += sum(1 for r in records if r.topic != self.cfg.topics.order_lines)
+            if self.max_events is not None and self.events >= self.max_events:
+                return
+
+    async def _write(self, outs: Sequence[Out]) -> None:
+        send = self.producer.send
+        futures = [
+            await send(o.topic, o.value, key=o.key, partition=o.partition, headers=o.headers)
+            for o in outs
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def _commit(self, batch: dict[TopicPartition, list[object]]) -> None:
+        offsets = {
+            tp: OffsetAndMetadata(recs[-1].offset + 1, "")  # type: ignore[attr-defined]
+            for tp, recs in batch.items()
+            if recs
+        }
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as e:
+            # A rebalance took the partitions; the next owner replays the batch and the
+            # changelog's replay guards make that a no-op.
+            log.warning("commit_failed", error=type(e).__name__)
+
+    async def _restore_pending(self) -> None:
+        assert self.processor is not None
+        t = self.cfg.topics
+        while self._to_restore:
+            kind, p = self._to_restore.pop()
+            changelog = t.sku_state if kind == "sku" else t.order_state
+            started = time.monotonic()
+            state: dict[str, bytes] = {}
+            async for rec in bus.read_to_end(self.restorer, [TopicPartition(changelog, p)]):
+                key = rec.key.decode() if rec.key is not None else ""
+                if rec.value is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = rec.value
+            self.processor.adopt(kind, p, state)
+            if kind == "sku":  # listings may have changed while nobody owned the partition
+                self._dirty |= {s for s in self.catalog.skus() if self.processor.owns_sku(s)}
+            took = time.monotonic() - started
+            self.restore_seconds += took
+            topics = (t.stock, t.order_lines) if kind == "sku" else (t.orders,)
+            mine = self.consumer.assignment()
+            resume = [TopicPartition(topic, p) for topic in topics]
+            self.consumer.resume(*[tp for tp in resume if tp in mine])
+            log.info("state_restored", topic=changelog, partition=p, keys=len(state),
+                     seconds=round(took, 3))
+
+    async def _caught_up(self) -> bool:
+        if self._to_restore or self._dirty:
+            return False
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return False
+        try:
+            ends = await self.consumer.end_offsets(assigned)
+            cat_ends = await self.catalog_reader.end_offsets(self._catalog_tps)
+        except AioKafkaError:
+            return False
+        for tp in assigned:
+            if await self.consumer.position(tp) < ends[tp]:
+                return False
+        for tp in self._catalog_tps:
+            if await self.catalog_reader.position(tp) < cat_ends[tp]:
+                return False
+        return True
+
+    async def _read_catalog(self) -> None:
+        """Keep the whole listing table; mark the SKUs whose listings change."""
+        reader = self.catalog_reader
+        reader.assign(self._catalog_tps)
+        await reader.seek_to_beginning(*self._catalog_tps)
+        ends = await reader.end_offsets(self._catalog_tps)
+        max_bytes = self.cfg.compute.max_record_bytes
+        while True:
+            got = await reader.getmany(timeout_ms=200, max_records=5000)
+            for recs in got.values():
+                for rec in recs:
+                    try:
+                        ev = decode_listing(rec.key, rec.value, max_bytes=max_bytes)
+                    except InvalidRecord:
+                        continue  # the group member owning this partition dead-letters it
+                    key = rec.key.decode() if rec.key is not None else ""
+                    self._dirty |= self.catalog.apply(key, ev)
+            if not self._catalog_ready.is_set():
+                positions = [await reader.position(tp) for tp in self._catalog_tps]
+                if all(pos >= ends[tp] for pos, tp in zip(positions, self._catalog_tps, strict=True)):
+                    log.info("catalog_loaded", listings=len(self.catalog))
+                    self._catalog_ready.set()
+
+
+def _flat(counts: Counter[tuple[str, str]]) -> dict[str, int]:
+    return {f"{kind}_{outcome}": n for (kind, outcome), n in sorted(counts.items())}
