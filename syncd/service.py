@@ -60,6 +60,8 @@ class ComputeService:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.events = 0
         self.restore_seconds = 0.0
+        self.busy_seconds = 0.0
+        """Wall time from the first non-empty batch to the end of the last one."""
         self._stop = asyncio.Event()
         self._to_restore: set[tuple[str, int]] = set()
         self._dirty: set[str] = set()
@@ -135,13 +137,15 @@ class ComputeService:
             await self.catalog_reader.stop()
             await self.restorer.stop()
             await self.producer.stop()
-            log.info("compute_stopped", events=self.events, **_flat(self.counts))
+            log.info("compute_stopped", events=self.events, busy_seconds=round(self.busy_seconds, 3),
+                        restore_seconds=round(self.restore_seconds, 3), **_flat(self.counts))
         return self.counts
 
     async def _loop(self) -> None:
         assert self.processor is not None
         await self._catalog_ready.wait()
         next_sweep = time.monotonic() + 60
+        first_batch: float | None = None
         while not self._stop.is_set():
             await self._restore_pending()
             batch = await self.consumer.getmany(
@@ -158,11 +162,14 @@ class ComputeService:
                     async with self.lock:
                         await self._write(self.processor.sweep_orders(self.cfg.compute.retention_ms))
                 continue
+            if first_batch is None:
+                first_batch = time.monotonic()
             async with self.lock:
                 res = self.processor.process(records, dirty)
                 await self._write(res.outputs)
                 await self._write(res.changelog)
                 await self._commit(batch)
+            self.busy_seconds = time.monotonic() - first_batch
             self.counts.update(res.counts)
             self.events += sum(1 for r in records if r.topic != self.cfg.topics.order_lines)
             if self.max_events is not None and self.events >= self.max_events:

@@ -1,0 +1,201 @@
+"""Compute-stage benchmark: syncd's sustained events/s next to a bare aiokafka consumer.
+
+    python bench/compute.py [--events 200000] [--skus 10000] [--bootstrap HOST:PORT]
+
+Produces N events (60% order events, 30% snapshots, 10% adjustments, over
+SKUS SKUs with 3 listings each) into the local broker (started here unless
+--bootstrap is given), then in the same run:
+
+1. a bare aiokafka consumer reads the same input topics end to end (the floor
+   any Python consumer pays: fetch + decompress + record objects);
+2. ``syncd run --until-caught-up`` processes them for real (decode, validate,
+   order repartition round trip, state, policy, changelog and desired writes,
+   commits), in its own process so its peak RSS is its own.
+
+Prints both rates side by side, syncd's peak RSS, and the state bytes per SKU
+(the changelog record size, which is also the in-memory form), measured on the
+run and on 1,000,000 generated SKU states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aiokafka import AIOKafkaConsumer  # noqa: E402
+
+from dev import kafka, sample  # noqa: E402
+from dev.kafkaio import create_inputs, latest, produce  # noqa: E402
+from syncd import config  # noqa: E402
+from syncd.ledger import SkuState, Warehouse  # noqa: E402
+from syncd.orders import LineView  # noqa: E402
+from syncd.ledger import OrderEntry  # noqa: E402
+
+PARTITIONS = 3
+
+
+def write_config(work: Path, bootstrap: str, prefix: str) -> Path:
+    path = work / "bench.toml"
+    path.write_text(f"""
+[kafka]
+bootstrap_servers = ["{bootstrap}"]
+group_id = "{prefix}-syncd"
+[topics]
+stock = "{prefix}.stock"
+orders = "{prefix}.orders"
+catalog = "{prefix}.catalog"
+dead_letter = "{prefix}.dlq"
+push_results = "{prefix}.push-results"
+actions = "{prefix}.actions"
+internal_prefix = "{prefix}.syncd"
+input_partitions = {PARTITIONS}
+[compute]
+batch_max_records = 5000
+[policy]
+safety = "velocity"
+safety_units = 1
+[log]
+level = "info"
+""")
+    return path
+
+
+async def bare_consumer(cfg: config.Config, n: int) -> float:
+    """Events/s of a plain consumer group reading the input topics to the end."""
+    c = AIOKafkaConsumer(cfg.topics.stock, cfg.topics.orders,
+                         bootstrap_servers=list(cfg.kafka.bootstrap_servers),
+                         group_id=f"{cfg.kafka.group_id}-bare", auto_offset_reset="earliest",
+                         enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024 * 1024)
+    await c.start()
+    try:
+        seen = 0
+        started = None
+        while seen < n:
+            got = await c.getmany(timeout_ms=1000, max_records=5000)
+            if got and started is None:
+                started = time.perf_counter()
+            for recs in got.values():
+                for rec in recs:
+                    if rec.value is not None:
+                        seen += 1
+        assert started is not None
+        return seen / (time.perf_counter() - started)
+    finally:
+        await c.stop()
+
+
+def run_syncd(cfg_path: Path) -> tuple[float, int, float]:
+    """(events/s, peak RSS bytes, seconds) of one bounded syncd run."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "syncd", "--config", str(cfg_path), "run",
+                             "--until-caught-up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=ROOT)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        sys.exit(f"syncd failed:\n{out[-3000:]}\n{err[-3000:]}")
+    stopped = [orjson.loads(line) for line in out.splitlines() if '"compute_stopped"' in line][-1]
+    return stopped["events"] / stopped["busy_seconds"], peak, stopped["busy_seconds"]
+
+
+def generated_state_bytes(n_skus: int, seed: int = 1) -> tuple[float, float]:
+    """(serialised bytes per SKU, RSS bytes per SKU held as syncd holds it) for n_skus states."""
+    rng = random.Random(seed)
+    gc.collect()
+    before = psutil.Process().memory_info().rss
+    store: dict[str, bytes] = {}
+    total = 0
+    for i in range(n_skus):
+        sku = sample.sku_name(i)
+        s = SkuState(sku)
+        for w in sample.WAREHOUSES:
+            s.warehouses[w] = Warehouse(rng.randint(0, 60), sample.T0 + i, f"e{i}{w}",
+                                        [(f"e{i}{w}a", sample.T0 + i + 5, rng.choice([-1, 2]))])
+        for o in range(rng.randint(0, 3)):
+            s.orders[f"O-7-{i}-{o}"] = OrderEntry(i * 10 + o, sample.T0,
+                                                  (LineView("WH-1", 2, 2, ()),))
+        s.sales = {sample.T0 // 300_000: rng.randint(1, 9)}
+        for a in sample.ACCOUNTS:
+            s.emitted[f"{a}/{{\"item_id\":{100000 + i},\"model_id\":0}}"] = rng.randint(0, 60)
+        s.stock_offset = i * 3
+        s.last_at = sample.T0 + i
+        raw = s.to_bytes()
+        total += len(raw) + len(sku)
+        store[sku] = raw
+    gc.collect()
+    after = psutil.Process().memory_info().rss
+    return total / n_skus, (after - before) / n_skus
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--skus", type=int, default=10_000)
+    ap.add_argument("--generated-skus", type=int, default=1_000_000)
+    ap.add_argument("--bootstrap")
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+
+    broker = None if args.bootstrap else kafka.start(heap="1g")
+    bootstrap = args.bootstrap or broker.bootstrap  # type: ignore[union-attr]
+    try:
+        work = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
+        prefix = f"bench{int(time.time())}"
+        cfg_path = write_config(work, bootstrap, prefix)
+        cfg = config.load(cfg_path)
+        t0 = time.perf_counter()
+        recs = sample.catalog(args.skus) + list(
+            sample.events(args.events, args.skus, seed=args.seed, duplicate_rate=0.0)
+        )
+        asyncio.run(create_inputs(cfg, PARTITIONS))
+        asyncio.run(produce(cfg, recs))
+        print(f"produced {args.events} events + {args.skus * 3} listings in"
+              f" {time.perf_counter() - t0:.1f}s", flush=True)
+
+        bare = asyncio.run(bare_consumer(cfg, args.events))
+        rate, peak, secs = run_syncd(cfg_path)
+        states = asyncio.run(latest(cfg, cfg.topics.sku_state))
+        per_sku = sum(len(k) + len(v) for k, v in states.items()) / max(len(states), 1)
+        gen_bytes, gen_rss = generated_state_bytes(args.generated_skus)
+
+        print()
+        print(f"machine: {os.cpu_count()} cores; broker {kafka.kafka_version()};"
+              f" {PARTITIONS} partitions; seed {args.seed}")
+        print(f"{'':34}{'events/s':>12}")
+        print(f"{'bare aiokafka consumer':34}{bare:>12,.0f}")
+        print(f"{'syncd compute stage':34}{rate:>12,.0f}   ({rate / bare:.0%} of bare;"
+              f" goal >= 50%; {secs:.1f}s busy)")
+        print(f"syncd peak RSS: {peak / 2**20:.0f} MiB for {len(states)} SKUs"
+              f" ({peak / max(len(states), 1) / 1024:.2f} KiB/SKU incl. interpreter and catalog)")
+        print(f"state per SKU (changelog record = in-memory form): {per_sku:.0f} bytes"
+              f" over {len(states)} SKUs of this run (goal <= 1024)")
+        print(f"generated {args.generated_skus:,} SKU states: {gen_bytes:.0f} bytes serialised,"
+              f" {gen_rss:.0f} bytes RSS per SKU held")
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

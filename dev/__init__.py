@@ -1,0 +1,1 @@
+"""Development tools for syncd (a local Kafka broker: see dev/kafka.py); not shipped."""
