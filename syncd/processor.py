@@ -221,6 +221,8 @@ class Processor:
         return SkuState.from_bytes(sku, raw) if raw is not None else SkuState(sku)
 
     def _emit_desired(self, state: SkuState, source_ts: int | None, now: int, res: BatchResult) -> None:
+        if not state.warehouses:
+            return  # no stock fact yet: unknown is not zero, so nothing is sent
         listings = self.catalog.listings_for(state.sku)
         live = {lst.key for lst in listings}
         t = self.cfg.topics

@@ -110,7 +110,7 @@ class ComputeService:
         self.producer = AIOKafkaProducer(
             **settings, acks="all", linger_ms=5, max_batch_size=262144, max_request_size=4194304
         )
-        self.restorer = AIOKafkaConsumer(**settings, enable_auto_commit=False)
+        self.restorer = AIOKafkaConsumer(**settings, enable_auto_commit=False, fetch_max_wait_ms=50)
         self.catalog_reader = AIOKafkaConsumer(**settings, enable_auto_commit=False)
         self.consumer = AIOKafkaConsumer(
             **settings,
@@ -200,30 +200,37 @@ class ComputeService:
             log.warning("commit_failed", error=type(e).__name__)
 
     async def _restore_pending(self) -> None:
+        """Restore every pending partition's state from its changelog in one read."""
         assert self.processor is not None
         t = self.cfg.topics
-        while self._to_restore:
-            kind, p = self._to_restore.pop()
-            changelog = t.sku_state if kind == "sku" else t.order_state
-            started = time.monotonic()
-            state: dict[str, bytes] = {}
-            async for rec in bus.read_to_end(self.restorer, [TopicPartition(changelog, p)]):
-                key = rec.key.decode() if rec.key is not None else ""
-                if rec.value is None:
-                    state.pop(key, None)
-                else:
-                    state[key] = rec.value
+        if not self._to_restore:
+            return
+        pending, self._to_restore = self._to_restore, set()
+        changelog = {"sku": t.sku_state, "order": t.order_state}
+        kind_of = {changelog[k]: k for k in changelog}
+        states: dict[tuple[str, int], dict[str, bytes]] = {kp: {} for kp in pending}
+        started = time.monotonic()
+        tps = [TopicPartition(changelog[k], p) for k, p in pending]
+        async for rec in bus.read_to_end(self.restorer, tps):
+            state = states[kind_of[rec.topic], rec.partition]
+            key = rec.key.decode() if rec.key is not None else ""
+            if rec.value is None:
+                state.pop(key, None)
+            else:
+                state[key] = rec.value
+        self.restorer.unsubscribe()
+        took = time.monotonic() - started
+        self.restore_seconds += took
+        mine = self.consumer.assignment()
+        for (kind, p), state in states.items():
             self.processor.adopt(kind, p, state)
-            if kind == "sku":  # listings may have changed while nobody owned the partition
-                self._dirty |= {s for s in self.catalog.skus() if self.processor.owns_sku(s)}
-            took = time.monotonic() - started
-            self.restore_seconds += took
             topics = (t.stock, t.order_lines) if kind == "sku" else (t.orders,)
-            mine = self.consumer.assignment()
             resume = [TopicPartition(topic, p) for topic in topics]
             self.consumer.resume(*[tp for tp in resume if tp in mine])
-            log.info("state_restored", topic=changelog, partition=p, keys=len(state),
-                     seconds=round(took, 3))
+        # Listings may have changed while nobody owned these partitions.
+        self._dirty |= {s for s in self.catalog.skus() if self.processor.owns_sku(s)}
+        log.info("state_restored", partitions=sorted(f"{changelog[k]}/{p}" for k, p in pending),
+                 keys=sum(len(s) for s in states.values()), seconds=round(took, 3))
 
     async def _caught_up(self) -> bool:
         if self._to_restore or self._dirty:

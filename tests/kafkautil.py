@@ -1,7 +1,5 @@
 """Test utilities around the real broker: configs with unique topics, running syncd."""
 
-__all__ = ["create_inputs", "latest", "produce", "read_topic"]
-
 from __future__ import annotations
 
 import os
@@ -13,6 +11,8 @@ from pathlib import Path
 from dev.kafkaio import create_inputs, latest, produce, read_topic
 from syncd import config
 from syncd.bus import partition_for
+
+__all__ = ["create_inputs", "latest", "produce", "read_topic"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,14 +52,16 @@ safety_percent = 10
     return path, config.load(path)
 
 
-def with_group(cfg_path: Path, tmp: Path, group: str, internal: str) -> tuple[Path, config.Config]:
-    """The same input topics, another consumer group and other internal topics."""
+def with_group(
+    cfg_path: Path, tmp: Path, group: str, internal: str | None = None
+) -> tuple[Path, config.Config]:
+    """The same input topics, another consumer group and (if given) other internal topics."""
     text = cfg_path.read_text()
     lines = []
     for line in text.splitlines():
         if line.startswith("group_id"):
             line = f'group_id = "{group}"'
-        if line.startswith("internal_prefix"):
+        if internal is not None and line.startswith("internal_prefix"):
             line = f'internal_prefix = "{internal}"'
         lines.append(line)
     path = tmp / f"{group}.toml"

@@ -136,14 +136,9 @@ async def test_restart_restores_state_and_counts_nothing_twice(kafka_bootstrap: 
     first = await ComputeService(cfg, until_caught_up=True).run()
     before = desired_quantities(await latest(cfg, cfg.topics.desired))
 
-    # Rewind the group to the start: every event is read again, and must be skipped.
-    admin = AIOKafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
-    await admin.start()
-    try:
-        await admin.delete_consumer_groups([cfg.kafka.group_id])
-    finally:
-        await admin.close()
-    second = await ComputeService(cfg, until_caught_up=True).run()
+    # A new group over the same state: every event is read again, and must be skipped.
+    _, again = with_group(path, tmp_path, "rewound-group")
+    second = await ComputeService(again, until_caught_up=True).run()
     assert second["stock", "replayed"] == sum(
         n for (k, o), n in first.items() if k == "stock" and o != "dead_lettered"
     )
