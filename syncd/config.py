@@ -9,6 +9,7 @@ from a file, trailing newline stripped). See config/syncd.example.toml.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from typing import Any
 from syncd.errors import ConfigError
 from syncd.events import PLATFORMS
 from syncd.policy import RuleError, Rules, parse_layer
+from syncd.skus import sku_problem
 
 _SECURITY = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _SASL = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -96,7 +98,7 @@ class ChannelConfig:
     account: str
     platform: str
     policy: Mapping[str, Any]
-    settings: Mapping[str, Any]
+    settings: Mapping[str, Any] = field(repr=False)
     """Platform settings (base URLs, limits, credentials resolved from secrets)."""
 
 
@@ -148,6 +150,11 @@ def parse(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<dic
     for name in ("max_record_bytes", "batch_max_records", "velocity_bucket_minutes"):
         if getattr(compute, name) < 1:
             raise ConfigError(f"compute.{name}", "must be at least 1")
+    hours = compute.closed_order_retention_hours
+    if not (math.isfinite(hours) and hours >= 0):
+        raise ConfigError(
+            "compute.closed_order_retention_hours", f"must be a finite number >= 0, got {hours!r}"
+        )
     if compute.velocity_window_minutes < compute.velocity_bucket_minutes:
         raise ConfigError(
             "compute.velocity_window_minutes", "must be at least velocity_bucket_minutes"
@@ -160,6 +167,9 @@ def parse(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<dic
     for sku, table in _sub(raw, "skus").items():
         if not isinstance(table, Mapping):
             raise ConfigError(f"skus.{sku}", "must be a table")
+        problem = sku_problem(sku)
+        if problem is not None:
+            raise ConfigError(f"skus.{sku}", problem)
         _only(table, f"skus.{sku}", {"policy"})
         skus[sku] = _rules(_sub(table, "policy", f"skus.{sku}"), f"skus.{sku}.policy")
     log = _sub(raw, "log")
@@ -177,7 +187,9 @@ def _kafka(table: Mapping[str, Any], env: Mapping[str, str]) -> KafkaConfig:
         plain = {**plain, "bootstrap_servers": [servers]}
     if "bootstrap_servers" in plain:
         bs = plain["bootstrap_servers"]
-        if not bs or not all(isinstance(s, str) and ":" in s for s in bs):
+        if not isinstance(bs, list | tuple) or not bs or not all(
+            isinstance(s, str) and ":" in s for s in bs
+        ):
             raise ConfigError("kafka.bootstrap_servers", "must be a list of 'host:port' strings")
         plain["bootstrap_servers"] = tuple(bs)
     cfg = _build(KafkaConfig, plain, "kafka", exclude={"sasl_password"})
@@ -222,6 +234,12 @@ def secret(table: Mapping[str, Any], name: str, where: str, env: Mapping[str, st
         raise ConfigError(
             f"{where}.{name}", f"secrets are not written in the file; use {name}_env or {name}_file"
         )
+    for suffix in ("_env", "_file"):
+        ref = table.get(f"{name}{suffix}")
+        if ref is not None and (not isinstance(ref, str) or not ref):
+            raise ConfigError(f"{where}.{name}{suffix}", f"must be a non-empty string, got {ref!r}")
+    if f"{name}_env" in table and f"{name}_file" in table:
+        raise ConfigError(f"{where}.{name}_env", f"give {name}_env or {name}_file, not both")
     if f"{name}_env" in table:
         var = table[f"{name}_env"]
         if var not in env:
@@ -233,6 +251,8 @@ def secret(table: Mapping[str, Any], name: str, where: str, env: Mapping[str, st
             return path.read_text(encoding="utf-8").rstrip("\n")
         except OSError as e:
             raise ConfigError(f"{where}.{name}_file", f"cannot read {path}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}.{name}_file", f"{path} is not UTF-8 text") from None
     return None
 
 
@@ -265,7 +285,7 @@ def _build(cls: Any, table: Mapping[str, Any], where: str, exclude: set[str] | N
     """Build a dataclass from a table, checking keys and types against its defaults."""
     defaults = cls()
     names = set(cls.__slots__) - (exclude or set())
-    extra = {k for k in table if k.endswith(("_env", "_file"))} if exclude else set()
+    extra = {f"{name}{suffix}" for name in exclude or () for suffix in ("_env", "_file")}
     _only({k: v for k, v in table.items() if k not in extra}, where, names)
     values = {}
     for key, value in table.items():

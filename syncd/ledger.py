@@ -46,11 +46,15 @@ class Warehouse:
     snap_at: int = NO_SNAPSHOT
     snap_id: str = ""
     pending: list[tuple[str, int, int]] = field(default_factory=list)
-    """Adjustments after the snapshot: (event_id, as_of, applied delta)."""
+    """Adjustments after the snapshot: (event_id, as_of, delta as sent)."""
 
     @property
     def on_hand(self) -> int:
-        return max(0, self.snap_qty + sum(d for _, _, d in self.pending))
+        """The snapshot plus the later adjustments in time order, never below 0 on the way."""
+        qty = self.snap_qty
+        for _, _, delta in sorted(self.pending, key=lambda p: (p[1], p[0])):
+            qty = max(0, qty + delta)
+        return qty
 
 
 @dataclass(slots=True)
@@ -215,10 +219,14 @@ def _apply_adjustment(wh: Warehouse, ev: StockAdjusted) -> StockOutcome:
         return "contained"
     if any(p[0] == ev.event_id for p in wh.pending):
         return "duplicate"
-    current = wh.on_hand
-    applied = max(ev.delta, -current)
-    wh.pending.append((ev.event_id, ev.as_of, applied))
-    return "clamped" if applied != ev.delta else "applied"
+    wh.pending.append((ev.event_id, ev.as_of, ev.delta))
+    # Clamped when the adjustment, in time order, would take the count below 0.
+    qty = wh.snap_qty
+    for eid, _, delta in sorted(wh.pending, key=lambda p: (p[1], p[0])):
+        if eid == ev.event_id and qty + delta < 0:
+            return "clamped"
+        qty = max(0, qty + delta)
+    return "applied"
 
 
 def _line_out(ln: LineView) -> list[object]:

@@ -96,9 +96,9 @@ def _check(key: str, value: Any) -> Any:
             return float(value)
         raise RuleError(key, f"must be a number from 0 to 100, got {value!r}")
     # react_minutes
-    if is_num and value >= 0:
+    if is_num and math.isfinite(value) and value >= 0:
         return float(value)
-    raise RuleError(key, f"must be a number >= 0, got {value!r}")
+    raise RuleError(key, f"must be a finite number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +160,7 @@ def buffer_for(rules: Rules, available: int, velocity_per_hour: float) -> tuple[
     if rules.safety == "fixed":
         return rules.safety_units, f"fixed {rules.safety_units}"
     if rules.safety == "percent":
-        units = math.ceil(max(available, 0) * rules.safety_percent / 100)
+        units = math.ceil(round(max(available, 0) * rules.safety_percent / 100, 9))
         return units, f"{rules.safety_percent:g}% of {max(available, 0)}, rounded up"
     expected = velocity_per_hour * rules.react_minutes / 60
     units = max(rules.safety_units, math.ceil(round(expected, 9)))

@@ -185,16 +185,6 @@ def test_adjustments_survive_newer_snapshot_only_if_after_it() -> None:
     assert k.s.on_hand() == 54
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: an adjustment's effect is frozen against the count known when it arrived "
-        "(ledger._apply_adjustment stores the clamped delta; _apply_snapshot keeps later "
-        "adjustments with that delta); when a snapshot older than the adjustment arrives "
-        "after it, the clamp is not redone on the new base: on_hand is overstated (oversell) "
-        "or understated"
-    ),
-)
 @pytest.mark.parametrize(
     ("events", "want"),
     [

@@ -97,14 +97,6 @@ def test_safety_percent_of_negative_available_is_zero() -> None:
     assert got.shown == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: percent buffer uses math.ceil on a float product without rounding "
-        "(policy.buffer_for: ceil(available * safety_percent / 100)); 2.2% of 1500 is "
-        "exactly 33 but 1500 * 2.2 / 100 == 33.00000000000001, so the buffer is 34"
-    ),
-)
 @pytest.mark.parametrize(("percent", "available", "buffer"), [(2.2, 1500, 33), (16.1, 1000, 161)])
 def test_safety_percent_exact_product_is_not_rounded_up(
     percent: float, available: int, buffer: int
@@ -132,14 +124,6 @@ def test_safety_velocity(velocity: float, minutes: float, least: int, buffer: in
     assert "velocity" in got.buffer_reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: react_minutes accepts inf (policy._check only tests value >= 0); the velocity "
-        "buffer then raises OverflowError/ValueError from math.ceil in buffer_for instead of "
-        "RuleError naming react_minutes at load time"
-    ),
-)
 def test_infinite_react_minutes_is_refused() -> None:
     # Accepted today, and then the quantity cannot be computed at all:
     rules = Rules(safety="velocity", react_minutes=math.inf)
