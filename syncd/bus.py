@@ -13,6 +13,7 @@ own logic. Topic layout (``<p>`` is ``topics.internal_prefix``):
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -48,6 +49,7 @@ def client_settings(cfg: KafkaConfig) -> dict[str, Any]:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def partition_for(key: str, partitions: int) -> int:
     """The partition the Java client's default partitioner (murmur2) picks for ``key``."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

@@ -176,11 +176,19 @@ class ComputeService:
                 return
 
     async def _write(self, outs: Sequence[Out]) -> None:
-        send = self.producer.send
-        futures = [
-            await send(o.topic, o.value, key=o.key, partition=o.partition, headers=o.headers)
-            for o in outs
-        ]
+        """Write records in per-partition batches and wait until all are acknowledged."""
+        by_tp: dict[tuple[str, int], list[Out]] = {}
+        for o in outs:
+            by_tp.setdefault((o.topic, o.partition), []).append(o)
+        futures = []
+        for (topic, partition), group in by_tp.items():
+            batch = self.producer.create_batch()
+            for o in group:
+                if batch.append(key=o.key, value=o.value, timestamp=None, headers=o.headers or []) is None:
+                    futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+                    batch = self.producer.create_batch()
+                    batch.append(key=o.key, value=o.value, timestamp=None, headers=o.headers or [])
+            futures.append(await self.producer.send_batch(batch, topic, partition=partition))
         if futures:
             await asyncio.gather(*futures)
 

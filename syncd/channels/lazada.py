@@ -1,0 +1,381 @@
+"""Lazada Open Platform (LAZOP) client: sellable-stock pushes, read-back, token refresh.
+
+Owns the request shapes of ``UpdateSellableQuantity``
+(``POST /product/stock/sellable/update``, an XML ``payload`` of at most 50
+SKUs, which may span items), ``GetProductItem`` (``GET /product/item/get``,
+read-back) and ``/auth/token/refresh``, and LAZOP signing (all parameters but
+``sign`` sorted by name, ``k1v1k2v2...`` prefixed by the API path,
+HMAC-SHA256 with the app secret, uppercase hex; ``sign_method=sha256``,
+``timestamp`` in epoch milliseconds). Parameters travel as an
+``application/x-www-form-urlencoded`` body on POST (as the official SDKs do)
+and in the query on GET.
+
+Success: ``code == "0"``. Otherwise ``code``/``message`` are the platform's;
+``detail[]`` entries naming a ``seller_sku`` (or ``sku_id``) fail that SKU
+with the entry's message, and the other SKUs of the call get
+``syncd.batch_rejected`` (not known to be applied; re-sending an absolute
+quantity is harmless). ``IllegalAccessToken`` triggers one refresh and one
+re-send. ``ApiCallLimit`` ("...ban will last N seconds") sets
+``retry_after_s``.
+
+Settings: ``base_url`` (default ``https://api.lazada.sg/rest``), ``auth_url``
+(default ``https://auth.lazada.com/rest``), ``app_key``, ``app_secret``
+(secret), ``access_token`` / ``refresh_token`` (secrets, first token only),
+``refresh_ahead_s`` (default 1800), ``batch_size`` (at most 50),
+``timeout_s``, ``max_connections``.
+
+Listing object: ``{"item_id": int, "sku_id": int}`` and/or
+``{"seller_sku": str}`` (all that are present are sent); optionally
+``"warehouse_code": str`` for multi-warehouse sellers (then the
+``MultiWarehouseInventories`` form is used for that SKU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from xml.sax.saxutils import escape
+
+from syncd.channels.base import (
+    BAD_RESPONSE,
+    BATCH_REJECTED,
+    INVALID_LISTING,
+    ChannelAuthError,
+    Clock,
+    HttpChannel,
+    HttpResult,
+    PushOutcome,
+    SessionFactory,
+    StockUpdate,
+    TokenStore,
+    dedupe_last,
+    fail_all,
+    listing_ref,
+    seconds_in,
+    setting,
+)
+from syncd.channels.signing import lazada_sign
+from syncd.errors import ConfigError
+
+SELLABLE_UPDATE = "/product/stock/sellable/update"
+ITEM_GET = "/product/item/get"
+TOKEN_REFRESH = "/auth/token/refresh"
+MAX_SKUS = 50
+_TOKEN_CODES = {"IllegalAccessToken", "MissingAccessToken", "InvalidAccessToken"}
+_THROTTLE_CODES = {"ApiCallLimit", "E901"}
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.isdigit():
+        return value
+    return None
+
+
+def valid_listing(listing: Mapping[str, Any]) -> bool:
+    has_ids = _id(listing.get("item_id")) is not None and _id(listing.get("sku_id")) is not None
+    sku = listing.get("seller_sku")
+    has_sku = isinstance(sku, str) and sku != ""
+    wh = listing.get("warehouse_code")
+    return (has_ids or has_sku) and (wh is None or isinstance(wh, str))
+
+
+def sku_xml(u: StockUpdate) -> str:
+    """One ``<Sku>`` element (values XML-escaped)."""
+    parts = ["<Sku>"]
+    item_id, sku_id = _id(u.listing.get("item_id")), _id(u.listing.get("sku_id"))
+    if item_id is not None:
+        parts.append(f"<ItemId>{item_id}</ItemId>")
+    if sku_id is not None:
+        parts.append(f"<SkuId>{sku_id}</SkuId>")
+    seller_sku = u.listing.get("seller_sku")
+    if isinstance(seller_sku, str) and seller_sku:
+        parts.append(f"<SellerSku>{escape(seller_sku)}</SellerSku>")
+    warehouse = u.listing.get("warehouse_code")
+    if isinstance(warehouse, str) and warehouse:
+        parts.append(
+            "<MultiWarehouseInventories><MultiWarehouseInventory>"
+            f"<WarehouseCode>{escape(warehouse)}</WarehouseCode>"
+            f"<SellableQuantity>{u.quantity}</SellableQuantity>"
+            "</MultiWarehouseInventory></MultiWarehouseInventories>"
+        )
+    else:
+        parts.append(f"<SellableQuantity>{u.quantity}</SellableQuantity>")
+    parts.append("</Sku>")
+    return "".join(parts)
+
+
+def build_payload(batch: Sequence[StockUpdate]) -> str:
+    """The XML ``payload`` of ``UpdateSellableQuantity``."""
+    skus = "".join(sku_xml(u) for u in batch)
+    return f"<Request><Product><Skus>{skus}</Skus></Product></Request>"
+
+
+def _detail_matches(entry: Mapping[str, Any], listing: Mapping[str, Any]) -> bool:
+    seller_sku = listing.get("seller_sku")
+    for key in ("seller_sku", "SellerSku", "sellerSku"):
+        if seller_sku and entry.get(key) == seller_sku:
+            return True
+    sku_id = _id(listing.get("sku_id"))
+    for key in ("sku_id", "SkuId", "skuId"):
+        if sku_id is not None and _id(entry.get(key)) == sku_id:
+            return True
+    return False
+
+
+def parse_sellable_update(batch: Sequence[StockUpdate], result: HttpResult) -> list[PushOutcome]:
+    """One outcome per update from an ``UpdateSellableQuantity`` answer."""
+    body = result.body
+    retry_after = result.retry_after()
+    if not isinstance(body, dict) or "code" not in body:
+        return fail_all(
+            batch,
+            result.status,
+            None if result.status >= 400 else BAD_RESPONSE,
+            result.snippet(),
+            retry_after,
+        )
+    code = str(body.get("code"))
+    message = body.get("message")
+    message = str(message) if message is not None else None
+    if code in _THROTTLE_CODES and retry_after is None:
+        retry_after = seconds_in(message)
+    request_id = body.get("request_id")
+    details = [d for d in (body.get("detail") or []) if isinstance(d, dict)]
+    base_raw: dict[str, Any] = {"request_id": request_id, "code": code, "type": body.get("type")}
+    named: dict[str, dict[str, Any]] = {}
+    for u in batch:
+        for d in details:
+            if _detail_matches(d, u.listing):
+                named[u.listing_ref] = d
+                break
+    out = []
+    for u in batch:
+        raw = dict(base_raw)
+        entry = named.get(u.listing_ref)
+        if entry is not None:
+            raw["detail"] = entry
+            dmsg = entry.get("message")
+            out.append(
+                PushOutcome(
+                    u.listing_ref,
+                    False,
+                    result.status,
+                    code if code != "0" else (str(entry["code"]) if entry.get("code") else None),
+                    str(dmsg) if dmsg is not None else message,
+                    retry_after,
+                    raw,
+                )
+            )
+        elif code == "0" and result.status < 400:
+            out.append(PushOutcome(u.listing_ref, True, result.status, None, None, None, raw))
+        elif named:
+            out.append(
+                PushOutcome(
+                    u.listing_ref,
+                    False,
+                    result.status,
+                    BATCH_REJECTED,
+                    f"not applied: other SKUs of the call failed ({code}: {message})",
+                    retry_after,
+                    raw,
+                )
+            )
+        else:
+            out.append(
+                PushOutcome(u.listing_ref, False, result.status, code, message, retry_after, raw)
+            )
+    return out
+
+
+def sellable_of(sku: Mapping[str, Any], warehouse_code: str | None) -> int | None:
+    """The sellable quantity of one SKU of a ``GetProductItem`` answer."""
+    if warehouse_code:
+        for wh in sku.get("multiWarehouseInventories") or []:
+            if isinstance(wh, dict) and wh.get("warehouseCode") == warehouse_code:
+                value = wh.get("sellableQuantity")
+                return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+        return None
+    for key in ("sellableQuantity", "SellableQuantity", "Available"):
+        value = sku.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+    return None
+
+
+class LazadaChannel(HttpChannel):
+    platform = "lazada"
+    hard_max_batch = MAX_SKUS
+    default_batch = MAX_SKUS
+    default_refresh_ahead_s = 1800.0
+
+    def __init__(
+        self,
+        account: str,
+        settings: Mapping[str, Any],
+        token_store: TokenStore,
+        session_factory: SessionFactory | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(account, settings, token_store, session_factory, clock=clock)
+        base: str = setting(settings, account, "base_url", str, "https://api.lazada.sg/rest")
+        self.base_url = base.rstrip("/")
+        auth = setting(settings, account, "auth_url", str, "https://auth.lazada.com/rest")
+        self.auth_url = auth.rstrip("/")
+        app_key = settings.get("app_key")
+        if isinstance(app_key, bool) or not isinstance(app_key, str | int) or app_key == "":
+            raise ConfigError(f"channels.{account}.app_key", "is required (string or integer)")
+        self.app_key = str(app_key)
+        self._app_secret: str = setting(settings, account, "app_secret", str)
+
+    def signed(
+        self, api_path: str, api_params: Mapping[str, str], access_token: str | None
+    ) -> dict[str, str]:
+        """System parameters + API parameters + ``sign``."""
+        params = {
+            "app_key": self.app_key,
+            "timestamp": str(int(self._clock() * 1000)),
+            "sign_method": "sha256",
+            **api_params,
+        }
+        if access_token is not None:
+            params["access_token"] = access_token
+        params["sign"] = lazada_sign(self._app_secret, api_path, params)
+        return params
+
+    # -- tokens ---------------------------------------------------------------
+
+    async def _fetch_token(self, current: Mapping[str, Any] | None) -> dict[str, Any]:
+        assert current is not None and current.get("refresh_token")
+        params = self.signed(TOKEN_REFRESH, {"refresh_token": str(current["refresh_token"])}, None)
+        result = await self.request(
+            "POST", self.auth_url + TOKEN_REFRESH, operation="token_refresh", form=params
+        )
+        data = result.body
+        if (
+            not isinstance(data, dict)
+            or str(data.get("code", "0")) != "0"
+            or not data.get("access_token")
+            or result.status >= 400
+        ):
+            code = str(data.get("code")) if isinstance(data, dict) and "code" in data else None
+            msg = (
+                str(data.get("message"))
+                if isinstance(data, dict) and data.get("message")
+                else result.snippet()
+            )
+            raw = (
+                {k: data.get(k) for k in ("request_id", "code", "type", "message")}
+                if isinstance(data, dict)
+                else None
+            )
+            self._log.warning("channel_token_refresh_refused", http_status=result.status, code=code)
+            raise ChannelAuthError(self.platform, self.account, result.status, code, msg, raw)
+        now = self._clock()
+        expires_in = float(data.get("expires_in") or 0) or 7 * 86400.0
+        ahead = min(self._refresh_ahead(), expires_in / 2)
+        token: dict[str, Any] = {
+            "access_token": str(data["access_token"]),
+            "refresh_token": str(data.get("refresh_token") or current["refresh_token"]),
+            "expires_at": now + expires_in,
+            "refresh_at": now + expires_in - ahead,
+            "obtained_at": now,
+        }
+        refresh_expires_in = data.get("refresh_expires_in")
+        if isinstance(refresh_expires_in, int | float) and refresh_expires_in > 0:
+            token["refresh_expires_at"] = now + float(refresh_expires_in)
+        return token
+
+    @staticmethod
+    def _is_token_error(result: HttpResult) -> bool:
+        if result.status == 401:
+            return True
+        body = result.body
+        return isinstance(body, dict) and str(body.get("code")) in _TOKEN_CODES
+
+    # -- push -----------------------------------------------------------------
+
+    def batches(self, updates: Sequence[StockUpdate]) -> list[list[StockUpdate]]:
+        """Up to ``max_batch`` SKUs per call (any items); a bad listing goes alone."""
+        good: list[StockUpdate] = []
+        bad: list[list[StockUpdate]] = []
+        for u in dedupe_last(updates):
+            if valid_listing(u.listing):
+                good.append(u)
+            else:
+                bad.append([u])
+        out = [good[i : i + self.max_batch] for i in range(0, len(good), self.max_batch)]
+        return out + bad
+
+    async def _push_one(self, batch: list[StockUpdate]) -> list[PushOutcome]:
+        if len(batch) == 1 and not valid_listing(batch[0].listing):
+            return fail_all(
+                batch,
+                None,
+                INVALID_LISTING,
+                "lazada listing needs item_id and sku_id, or seller_sku",
+            )
+        payload = build_payload(batch)
+
+        async def send(token: str) -> HttpResult:
+            params = self.signed(SELLABLE_UPDATE, {"payload": payload}, token)
+            return await self.request(
+                "POST", self.base_url + SELLABLE_UPDATE, operation="sellable_update", form=params
+            )
+
+        result = await self.with_token(send, self._is_token_error)
+        outcomes = parse_sellable_update(batch, result)
+        self._log.info(
+            "channel_pushed",
+            skus=len(batch),
+            failed=sum(1 for o in outcomes if not o.ok),
+            http_status=result.status,
+        )
+        return outcomes
+
+    # -- read-back ------------------------------------------------------------
+
+    async def read_stock(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Sellable quantity per listing, one ``GetProductItem`` call per item."""
+        calls: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for listing in listings:
+            if not valid_listing(listing):
+                continue
+            item_id = _id(listing.get("item_id"))
+            key = ("item_id", item_id) if item_id else ("seller_sku", str(listing["seller_sku"]))
+            calls.setdefault(key, []).append(listing)
+        out: dict[str, int] = {}
+        for (name, value), group in calls.items():
+
+            async def send(token: str, name: str = name, value: str = value) -> HttpResult:
+                params = self.signed(ITEM_GET, {name: value}, token)
+                return await self.request(
+                    "GET", self.base_url + ITEM_GET, operation="item_get", params=params
+                )
+
+            result = await self.with_token(send, self._is_token_error)
+            body = result.body
+            if not isinstance(body, dict) or str(body.get("code")) != "0":
+                self._log.warning(
+                    "channel_read_failed",
+                    operation="item_get",
+                    http_status=result.status,
+                    code=body.get("code") if isinstance(body, dict) else None,
+                )
+                continue
+            data = body.get("data") if isinstance(body.get("data"), dict) else {}
+            skus = [s for s in (data or {}).get("skus") or [] if isinstance(s, dict)]
+            for listing in group:
+                for sku in skus:
+                    if _detail_matches(sku, listing):
+                        qty = sellable_of(sku, listing.get("warehouse_code"))
+                        if qty is not None:
+                            out[listing_ref(listing)] = qty
+                        break
+        return out

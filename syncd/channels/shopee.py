@@ -1,0 +1,423 @@
+"""Shopee Open Platform v2 client: stock pushes, read-back and token rotation.
+
+Owns the request shapes of ``v2.product.update_stock`` (one ``item_id`` per
+call, 1..50 models, ``seller_stock`` only), ``v2.product.get_model_list`` and
+``v2.product.get_item_base_info`` (read-back), and
+``v2.auth.access_token.get`` (refresh: every answer carries a NEW refresh
+token, which is written to the token store before anything else happens).
+
+Success is decided from the body, never from the HTTP status: a model is
+applied when it is in ``response.success_list``; it failed when it is in
+``response.failure_list`` (``failed_reason`` is the message; the top-level
+``error`` the code, when set); otherwise a non-empty top-level ``error``
+applies to every model of the call.
+
+Settings: ``base_url`` (default ``https://partner.shopeemobile.com``),
+``partner_id`` (int), ``partner_key`` (secret), ``shop_id`` (int),
+``refresh_token`` / ``access_token`` (secrets; the first token only, the
+token store wins afterwards), ``refresh_ahead_s`` (default 600),
+``batch_size`` (models per call, at most 50), ``timeout_s``,
+``max_connections``.
+
+Listing object: ``{"item_id": int, "model_id": int}`` (``model_id`` 0 or
+absent for an item without models), optionally ``"location_id": str`` for
+multi-warehouse shops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from syncd.channels.base import (
+    BAD_RESPONSE,
+    INVALID_LISTING,
+    NO_RESULT,
+    ChannelAuthError,
+    Clock,
+    HttpChannel,
+    HttpResult,
+    PushOutcome,
+    SessionFactory,
+    StockUpdate,
+    TokenStore,
+    dedupe_last,
+    fail_all,
+    listing_ref,
+    setting,
+)
+from syncd.channels.signing import shopee_sign
+
+UPDATE_STOCK = "/api/v2/product/update_stock"
+GET_MODEL_LIST = "/api/v2/product/get_model_list"
+GET_ITEM_BASE_INFO = "/api/v2/product/get_item_base_info"
+REFRESH = "/api/v2/auth/access_token/get"
+MAX_MODELS = 50
+MAX_ITEMS_PER_READ = 50
+
+# Codes (module prefix stripped) that mean "the access token is not good", when the
+# message names the access token; Shopee reuses error_auth for business refusals
+# ("Total stock must be more than reserved stock."), so the code alone is not enough.
+_TOKEN_CODES = {"error_auth", "error_param", "error_permission"}
+_ALWAYS_TOKEN_CODES = {"invalid_acceess_token", "invalid_access_token", "error_invalid_token"}
+
+
+def strip_module(code: str) -> str:
+    """``product.error_busi`` -> ``error_busi`` (for decisions only; outcomes keep the prefix)."""
+    return code.rsplit(".", 1)[-1] if "." in code else code
+
+
+def is_token_error(status: int, body: Any) -> bool:
+    if status == 401:
+        return True
+    if not isinstance(body, dict):
+        return False
+    code = strip_module(str(body.get("error") or ""))
+    message = str(body.get("message") or "").lower()
+    if code in _ALWAYS_TOKEN_CODES:
+        return True
+    return code in _TOKEN_CODES and ("access_token" in message or "access token" in message)
+
+
+def model_of(listing: Mapping[str, Any]) -> int:
+    value = listing.get("model_id", 0)
+    return int(value) if value is not None else 0
+
+
+def item_of(listing: Mapping[str, Any]) -> int | None:
+    value = listing.get("item_id")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def valid_listing(listing: Mapping[str, Any]) -> bool:
+    if item_of(listing) is None:
+        return False
+    mid = listing.get("model_id", 0)
+    if mid is not None and (isinstance(mid, bool) or not isinstance(mid, int | str)):
+        return False
+    if isinstance(mid, str) and not mid.isdigit():
+        return False
+    loc = listing.get("location_id")
+    return loc is None or isinstance(loc, str)
+
+
+def build_update_stock(batch: Sequence[StockUpdate]) -> dict[str, Any]:
+    """The JSON body of ``update_stock`` for updates of one item."""
+    item_id = item_of(batch[0].listing)
+    stock_list = []
+    for u in batch:
+        seller: dict[str, Any] = {"stock": u.quantity}
+        loc = u.listing.get("location_id")
+        if loc:
+            seller = {"location_id": loc, "stock": u.quantity}
+        stock_list.append({"model_id": model_of(u.listing), "seller_stock": [seller]})
+    return {"item_id": item_id, "stock_list": stock_list}
+
+
+def parse_update_stock(batch: Sequence[StockUpdate], result: HttpResult) -> list[PushOutcome]:
+    """One outcome per update from an ``update_stock`` answer."""
+    body = result.body
+    retry_after = result.retry_after()
+    if not isinstance(body, dict):
+        return fail_all(
+            batch,
+            result.status,
+            None if result.status >= 400 else BAD_RESPONSE,
+            result.snippet(),
+            retry_after,
+        )
+    error = str(body.get("error") or "") or None
+    message = body.get("message")
+    message = str(message) if message not in (None, "") else None
+    request_id = body.get("request_id")
+    response = body.get("response") if isinstance(body.get("response"), dict) else {}
+    assert isinstance(response, dict)
+    success: dict[int, dict[str, Any]] = {}
+    failure: dict[int, dict[str, Any]] = {}
+    for entry in response.get("success_list") or []:
+        if isinstance(entry, dict) and "model_id" in entry:
+            success[int(entry["model_id"])] = entry
+    for entry in response.get("failure_list") or []:
+        if isinstance(entry, dict) and "model_id" in entry:
+            failure[int(entry["model_id"])] = entry
+    out = []
+    for u in batch:
+        mid = model_of(u.listing)
+        raw: dict[str, Any] = {"request_id": request_id, "error": error, "message": message}
+        if body.get("warning"):
+            raw["warning"] = body.get("warning")
+        if mid in failure:
+            entry = failure[mid]
+            raw["failure"] = entry
+            reason = entry.get("failed_reason")
+            out.append(
+                PushOutcome(
+                    u.listing_ref,
+                    False,
+                    result.status,
+                    error,
+                    str(reason) if reason is not None else message,
+                    retry_after,
+                    raw,
+                )
+            )
+        elif mid in success:
+            raw["success"] = success[mid]
+            out.append(PushOutcome(u.listing_ref, True, result.status, None, None, None, raw))
+        elif error is not None or result.status >= 400:
+            out.append(
+                PushOutcome(u.listing_ref, False, result.status, error, message, retry_after, raw)
+            )
+        else:
+            out.append(
+                PushOutcome(
+                    u.listing_ref,
+                    False,
+                    result.status,
+                    NO_RESULT,
+                    "model in neither success_list nor failure_list",
+                    None,
+                    raw,
+                )
+            )
+    return out
+
+
+def seller_stock_of(stock_info: Any, location_id: str | None) -> int | None:
+    """Sum of ``stock_info_v2.seller_stock[].stock`` (of one location when given)."""
+    if not isinstance(stock_info, dict):
+        return None
+    rows = stock_info.get("seller_stock")
+    if not isinstance(rows, list):
+        return None
+    total = 0
+    seen = False
+    for row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("stock"), int):
+            continue
+        if location_id is not None and row.get("location_id") != location_id:
+            continue
+        total += row["stock"]
+        seen = True
+    return total if seen else None
+
+
+class ShopeeChannel(HttpChannel):
+    platform = "shopee"
+    hard_max_batch = MAX_MODELS
+    default_batch = MAX_MODELS
+    default_refresh_ahead_s = 600.0
+
+    def __init__(
+        self,
+        account: str,
+        settings: Mapping[str, Any],
+        token_store: TokenStore,
+        session_factory: SessionFactory | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(account, settings, token_store, session_factory, clock=clock)
+        base = setting(settings, account, "base_url", str, "https://partner.shopeemobile.com")
+        self.base_url = base.rstrip("/")
+        self.partner_id = setting(settings, account, "partner_id", int)
+        self.shop_id = setting(settings, account, "shop_id", int)
+        self._partner_key: str = setting(settings, account, "partner_key", str)
+
+    # -- signing --------------------------------------------------------------
+
+    def _shop_params(self, path: str, access_token: str) -> dict[str, str]:
+        ts = int(self._clock())
+        sign = shopee_sign(self._partner_key, self.partner_id, path, ts, access_token, self.shop_id)
+        return {
+            "partner_id": str(self.partner_id),
+            "timestamp": str(ts),
+            "access_token": access_token,
+            "shop_id": str(self.shop_id),
+            "sign": sign,
+        }
+
+    def _public_params(self, path: str) -> dict[str, str]:
+        ts = int(self._clock())
+        sign = shopee_sign(self._partner_key, self.partner_id, path, ts)
+        return {"partner_id": str(self.partner_id), "timestamp": str(ts), "sign": sign}
+
+    # -- tokens ---------------------------------------------------------------
+
+    async def _fetch_token(self, current: Mapping[str, Any] | None) -> dict[str, Any]:
+        assert current is not None and current.get("refresh_token")
+        body = {
+            "refresh_token": current["refresh_token"],
+            "shop_id": self.shop_id,
+            "partner_id": self.partner_id,
+        }
+        result = await self.request(
+            "POST",
+            self.base_url + REFRESH,
+            operation="refresh_token",
+            params=self._public_params(REFRESH),
+            json_body=body,
+        )
+        data = result.body
+        if (
+            not isinstance(data, dict)
+            or data.get("error")
+            or not data.get("access_token")
+            or result.status >= 400
+        ):
+            code = str(data.get("error")) if isinstance(data, dict) and data.get("error") else None
+            msg = (
+                str(data.get("message"))
+                if isinstance(data, dict) and data.get("message")
+                else result.snippet()
+            )
+            raw = (
+                {k: data.get(k) for k in ("request_id", "error", "message")}
+                if isinstance(data, dict)
+                else None
+            )
+            self._log.warning("channel_token_refresh_refused", http_status=result.status, code=code)
+            raise ChannelAuthError(self.platform, self.account, result.status, code, msg, raw)
+        now = self._clock()
+        expire_in = float(data.get("expire_in") or data.get("expires_in") or 14400)
+        ahead = min(self._refresh_ahead(), expire_in / 2)
+        return {
+            "access_token": str(data["access_token"]),
+            # Shopee hands out a new refresh token every time; keep the old one only
+            # if (against the docs) none came back.
+            "refresh_token": str(data.get("refresh_token") or current["refresh_token"]),
+            "expires_at": now + expire_in,
+            "refresh_at": now + expire_in - ahead,
+            "obtained_at": now,
+        }
+
+    # -- push -----------------------------------------------------------------
+
+    def batches(self, updates: Sequence[StockUpdate]) -> list[list[StockUpdate]]:
+        """One item per call, at most ``max_batch`` models; a bad listing goes alone."""
+        groups: dict[int, list[StockUpdate]] = {}
+        invalid: list[list[StockUpdate]] = []
+        for u in dedupe_last(updates):
+            if not valid_listing(u.listing):
+                invalid.append([u])
+                continue
+            item = item_of(u.listing)
+            assert item is not None
+            groups.setdefault(item, []).append(u)
+        out: list[list[StockUpdate]] = []
+        for group in groups.values():
+            out.extend(group[i : i + self.max_batch] for i in range(0, len(group), self.max_batch))
+        return out + invalid
+
+    async def _push_one(self, batch: list[StockUpdate]) -> list[PushOutcome]:
+        if len(batch) == 1 and not valid_listing(batch[0].listing):
+            return fail_all(
+                batch,
+                None,
+                INVALID_LISTING,
+                "shopee listing needs an integer item_id (and model_id, 0 for no model)",
+            )
+        body = build_update_stock(batch)
+
+        async def send(token: str) -> HttpResult:
+            return await self.request(
+                "POST",
+                self.base_url + UPDATE_STOCK,
+                operation="update_stock",
+                params=self._shop_params(UPDATE_STOCK, token),
+                json_body=body,
+            )
+
+        result = await self.with_token(send, lambda r: is_token_error(r.status, r.body))
+        outcomes = parse_update_stock(batch, result)
+        failed = sum(1 for o in outcomes if not o.ok)
+        self._log.info(
+            "channel_pushed",
+            item_id=body["item_id"],
+            models=len(batch),
+            failed=failed,
+            http_status=result.status,
+        )
+        return outcomes
+
+    # -- read-back ------------------------------------------------------------
+
+    async def _get(self, path: str, query: Mapping[str, str], operation: str) -> HttpResult:
+        async def send(token: str) -> HttpResult:
+            params = {**self._shop_params(path, token), **query}
+            return await self.request(
+                "GET", self.base_url + path, operation=operation, params=params
+            )
+
+        return await self.with_token(send, lambda r: is_token_error(r.status, r.body))
+
+    def _read_failed(self, result: HttpResult, operation: str) -> bool:
+        body = result.body
+        if isinstance(body, dict) and not body.get("error") and result.status < 400:
+            return False
+        code = body.get("error") if isinstance(body, dict) else None
+        self._log.warning(
+            "channel_read_failed", operation=operation, http_status=result.status, code=code
+        )
+        return True
+
+    async def read_stock(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """``seller_stock`` per listing (summed over locations unless the listing names one)."""
+        with_models: dict[int, list[dict[str, Any]]] = {}
+        without: dict[int, list[dict[str, Any]]] = {}
+        for listing in listings:
+            if not valid_listing(listing):
+                continue
+            item = item_of(listing)
+            assert item is not None
+            target = with_models if model_of(listing) else without
+            target.setdefault(item, []).append(listing)
+        out: dict[str, int] = {}
+        for item, group in with_models.items():
+            result = await self._get(GET_MODEL_LIST, {"item_id": str(item)}, "get_model_list")
+            if self._read_failed(result, "get_model_list"):
+                continue
+            response = result.body.get("response") or {}
+            models = {
+                int(m["model_id"]): m
+                for m in (response.get("model") or [])
+                if isinstance(m, dict) and "model_id" in m
+            }
+            for listing in group:
+                m = models.get(model_of(listing))
+                qty = seller_stock_of(
+                    m.get("stock_info_v2") if m else None, listing.get("location_id")
+                )
+                if qty is not None:
+                    out[listing_ref(listing)] = qty
+        items = list(without)
+        for i in range(0, len(items), MAX_ITEMS_PER_READ):
+            part = items[i : i + MAX_ITEMS_PER_READ]
+            result = await self._get(
+                GET_ITEM_BASE_INFO,
+                {"item_id_list": ",".join(str(x) for x in part)},
+                "get_item_base_info",
+            )
+            if self._read_failed(result, "get_item_base_info"):
+                continue
+            response = result.body.get("response") or {}
+            found = {
+                int(it["item_id"]): it
+                for it in (response.get("item_list") or [])
+                if isinstance(it, dict) and "item_id" in it
+            }
+            for item in part:
+                it = found.get(item)
+                for listing in without[item]:
+                    qty = seller_stock_of(
+                        it.get("stock_info_v2") if it else None, listing.get("location_id")
+                    )
+                    if qty is not None:
+                        out[listing_ref(listing)] = qty
+        return out

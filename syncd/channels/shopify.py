@@ -1,0 +1,463 @@
+"""Shopify Admin GraphQL client: ``inventorySetQuantities`` pushes, read-back, token refresh.
+
+Owns the request shapes of the ``inventorySetQuantities`` mutation (at most
+250 quantities per call, ``@idempotent(key: <uuid4>)`` from 2026-01,
+``changeFromQuantity: null``), the read-back query
+(``inventoryItem { inventoryLevel(locationId) { quantities } }``, aliased, 50
+listings per query), the expiring offline token refresh
+(``POST {base}/admin/oauth/access_token``, ``grant_type=refresh_token``; the
+new access/refresh pair is stored at once) and the cost extension
+(``extensions.cost.throttleStatus``), exposed as :attr:`throttle_status` so the
+publisher's limiter can follow Shopify's own bucket.
+
+Compare-and-swap decision: syncd is the source of truth for the quantity and
+sends absolute values computed from its own ledger (which already counts the
+shop's orders), so every quantity carries an explicit
+``changeFromQuantity: null`` (opt out of the check). Comparing against the
+last acknowledged quantity would fail with ``CHANGE_FROM_QUANTITY_STALE``
+after every sale made between two pushes and gain nothing: the next absolute
+push corrects any race. Before 2026-01 the same opt-out is
+``ignoreCompareQuantity: true``.
+
+Idempotency: one random key per call, reused only by the re-send after a token
+refresh (the same request). A publisher retry is a new call with a new key;
+setting an absolute quantity twice is harmless.
+
+Success: HTTP 200 and no error for the quantity. A ``userErrors`` entry whose
+``field`` is ``["input", "quantities", "<i>", ...]`` fails quantity ``i``
+with its ``code``/``message``; one without an index fails every quantity.
+When some quantities failed and ``inventoryAdjustmentGroup`` is null, the
+others get ``syncd.batch_rejected`` (the mutation was not applied).
+Top-level ``errors`` (``THROTTLED``, ``INTERNAL_SERVER_ERROR``, ``BAD_REQUEST``,
+...) fail every quantity with ``extensions.code``; ``THROTTLED`` sets
+``retry_after_s`` from the cost extension (points missing / restore rate).
+HTTP 401 triggers one refresh (when a refresh token is held) and one re-send.
+
+Settings: ``base_url`` (``https://<shop>.myshopify.com`` or
+``http://127.0.0.1:PORT/shops/<shop>``), ``api_version`` (default
+``2026-04``), ``access_token`` (secret), optional ``refresh_token``,
+``client_id``, ``client_secret`` (secrets, needed to refresh) and
+``access_token_expires_at`` (epoch s), ``quantity_name`` (default
+``available``), ``reason`` (default ``correction``),
+``reference_document_uri`` (optional), ``refresh_ahead_s`` (default 300),
+``batch_size`` (at most 250), ``timeout_s``, ``max_connections``.
+
+Listing object: ``{"inventory_item_id": gid|int, "location_id": gid|int}``
+(bare numbers become ``gid://shopify/...`` ids).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from syncd.channels.base import (
+    BAD_RESPONSE,
+    BATCH_REJECTED,
+    INVALID_LISTING,
+    ChannelAuthError,
+    Clock,
+    HttpChannel,
+    HttpResult,
+    PushOutcome,
+    SessionFactory,
+    StockUpdate,
+    ThrottleStatus,
+    TokenStore,
+    dedupe_last,
+    fail_all,
+    listing_ref,
+    setting,
+)
+
+MAX_QUANTITIES = 250
+READ_CHUNK = 50
+DEFAULT_VERSION = "2026-04"
+
+_SET_FIELDS = "inventoryAdjustmentGroup { id } userErrors { field message code }"
+
+
+def gid(kind: str, value: Any) -> str | None:
+    """``123`` or ``"123"`` -> ``gid://shopify/<kind>/123``; a gid stays as it is."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return f"gid://shopify/{kind}/{value}"
+    if isinstance(value, str):
+        if value.startswith("gid://shopify/"):
+            return value
+        if value.isdigit():
+            return f"gid://shopify/{kind}/{value}"
+    return None
+
+
+def ids_of(listing: Mapping[str, Any]) -> tuple[str, str] | None:
+    item = gid("InventoryItem", listing.get("inventory_item_id"))
+    loc = gid("Location", listing.get("location_id"))
+    return (item, loc) if item and loc else None
+
+
+def build_set_quantities(
+    batch: Sequence[StockUpdate],
+    *,
+    idempotency_key: str,
+    api_version: str = DEFAULT_VERSION,
+    name: str = "available",
+    reason: str = "correction",
+    reference_document_uri: str | None = None,
+) -> dict[str, Any]:
+    """The GraphQL request (``query`` + ``variables``) of one ``inventorySetQuantities`` call."""
+    cas_redesign = api_version >= "2026-01"
+    quantities = []
+    for u in batch:
+        ids = ids_of(u.listing)
+        assert ids is not None
+        q: dict[str, Any] = {
+            "inventoryItemId": ids[0],
+            "locationId": ids[1],
+            "quantity": u.quantity,
+        }
+        if cas_redesign:
+            q["changeFromQuantity"] = None
+        quantities.append(q)
+    payload: dict[str, Any] = {"name": name, "reason": reason, "quantities": quantities}
+    if not cas_redesign:
+        payload["ignoreCompareQuantity"] = True
+    if reference_document_uri:
+        payload["referenceDocumentUri"] = reference_document_uri
+    directive = f' @idempotent(key: "{idempotency_key}")' if cas_redesign else ""
+    query = (
+        "mutation SyncdSetQuantities($input: InventorySetQuantitiesInput!) {"
+        f" inventorySetQuantities(input: $input){directive} {{ {_SET_FIELDS} }} }}"
+    )
+    return {"query": query, "variables": {"input": payload}}
+
+
+def parse_throttle(body: Any, now: float | None = None) -> ThrottleStatus | None:
+    """``extensions.cost`` of a GraphQL answer, if present."""
+    if not isinstance(body, dict):
+        return None
+    ext = body.get("extensions")
+    cost = ext.get("cost") if isinstance(ext, dict) else None
+    status = cost.get("throttleStatus") if isinstance(cost, dict) else None
+    if not isinstance(status, dict):
+        return None
+    try:
+        assert isinstance(cost, dict)
+        req, act = cost.get("requestedQueryCost"), cost.get("actualQueryCost")
+        return ThrottleStatus(
+            maximum_available=float(status["maximumAvailable"]),
+            currently_available=float(status["currentlyAvailable"]),
+            restore_rate=float(status["restoreRate"]),
+            requested_cost=float(req) if isinstance(req, int | float) else None,
+            actual_cost=float(act) if isinstance(act, int | float) else None,
+            observed_at=time.monotonic() if now is None else now,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _throttle_wait(throttle: ThrottleStatus | None) -> float | None:
+    if throttle is None or throttle.restore_rate <= 0:
+        return None
+    need = throttle.requested_cost if throttle.requested_cost is not None else 0.0
+    missing = max(0.0, need - throttle.currently_available)
+    return round(max(missing / throttle.restore_rate, 0.1), 3)
+
+
+def _error_index(field: Any) -> int | None:
+    if (
+        isinstance(field, list)
+        and len(field) >= 3
+        and field[0] == "input"
+        and field[1] == "quantities"
+    ):
+        try:
+            return int(field[2])
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _top_level_message(errors: Any) -> tuple[str | None, str | None]:
+    if isinstance(errors, str):
+        return None, errors
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        ext = first.get("extensions")
+        code = ext.get("code") if isinstance(ext, dict) else None
+        msg = first.get("message")
+        return (str(code) if code is not None else None), (str(msg) if msg is not None else None)
+    if isinstance(errors, dict):
+        return None, str(errors)
+    return None, None
+
+
+def parse_set_quantities(
+    batch: Sequence[StockUpdate], result: HttpResult, throttle: ThrottleStatus | None = None
+) -> list[PushOutcome]:
+    """One outcome per update from an ``inventorySetQuantities`` answer."""
+    body = result.body
+    retry_after = result.retry_after()
+    if not isinstance(body, dict):
+        return fail_all(
+            batch,
+            result.status,
+            None if result.status >= 400 else BAD_RESPONSE,
+            result.snippet(),
+            retry_after,
+        )
+    data = body.get("data")
+    payload = data.get("inventorySetQuantities") if isinstance(data, dict) else None
+    if body.get("errors") is not None and not isinstance(payload, dict):
+        code, message = _top_level_message(body.get("errors"))
+        if code == "THROTTLED" and retry_after is None:
+            retry_after = _throttle_wait(throttle or parse_throttle(body))
+        raw = {"errors": body.get("errors")}
+        return fail_all(batch, result.status, code, message, retry_after, raw)
+    if result.status >= 400 or not isinstance(payload, dict):
+        return fail_all(
+            batch,
+            result.status,
+            None if result.status >= 400 else BAD_RESPONSE,
+            result.snippet(),
+            retry_after,
+        )
+    user_errors = [e for e in payload.get("userErrors") or [] if isinstance(e, dict)]
+    group = payload.get("inventoryAdjustmentGroup")
+    by_index: dict[int, dict[str, Any]] = {}
+    general: dict[str, Any] | None = None
+    for e in user_errors:
+        i = _error_index(e.get("field"))
+        if i is not None and 0 <= i < len(batch):
+            by_index.setdefault(i, e)
+        elif general is None:
+            general = e
+    out = []
+    for i, u in enumerate(batch):
+        err = by_index.get(i) or general
+        if err is not None:
+            out.append(
+                PushOutcome(
+                    u.listing_ref,
+                    False,
+                    result.status,
+                    str(err["code"]) if err.get("code") is not None else None,
+                    str(err.get("message")) if err.get("message") is not None else None,
+                    None,
+                    {"userError": err},
+                )
+            )
+        elif user_errors and group is None:
+            out.append(
+                PushOutcome(
+                    u.listing_ref,
+                    False,
+                    result.status,
+                    BATCH_REJECTED,
+                    "not applied: other quantities of the call failed",
+                    None,
+                    {"userErrors": user_errors},
+                )
+            )
+        else:
+            ok_raw = {"inventoryAdjustmentGroup": group} if group is not None else None
+            out.append(PushOutcome(u.listing_ref, True, result.status, None, None, None, ok_raw))
+    return out
+
+
+def build_read(listings: Sequence[Mapping[str, Any]], name: str = "available") -> dict[str, Any]:
+    """An aliased query reading ``name`` of each (inventory item, location) pair."""
+    decls, fields, variables = [], [], {}
+    for i, listing in enumerate(listings):
+        ids = ids_of(listing)
+        assert ids is not None
+        decls.append(f"$i{i}: ID!, $l{i}: ID!")
+        variables[f"i{i}"], variables[f"l{i}"] = ids
+        fields.append(
+            f"q{i}: inventoryItem(id: $i{i}) {{ id inventoryLevel(locationId: $l{i}) {{"
+            f' quantities(names: ["{name}"]) {{ name quantity }} }} }}'
+        )
+    query = f"query SyncdReadStock({', '.join(decls)}) {{ {' '.join(fields)} }}"
+    return {"query": query, "variables": variables}
+
+
+class ShopifyChannel(HttpChannel):
+    platform = "shopify"
+    hard_max_batch = MAX_QUANTITIES
+    default_batch = MAX_QUANTITIES
+    default_refresh_ahead_s = 300.0
+
+    def __init__(
+        self,
+        account: str,
+        settings: Mapping[str, Any],
+        token_store: TokenStore,
+        session_factory: SessionFactory | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(account, settings, token_store, session_factory, clock=clock)
+        base: str = setting(settings, account, "base_url", str)
+        self.base_url = base.rstrip("/")
+        self.api_version: str = setting(settings, account, "api_version", str, DEFAULT_VERSION)
+        self.quantity_name: str = setting(settings, account, "quantity_name", str, "available")
+        self.reason: str = setting(settings, account, "reason", str, "correction")
+        self.reference_document_uri: str | None = setting(
+            settings, account, "reference_document_uri", str, None
+        )
+        self._client_id: str | None = setting(settings, account, "client_id", str, None)
+        self._client_secret: str | None = setting(settings, account, "client_secret", str, None)
+        self.throttle_status: ThrottleStatus | None = None
+        """The newest ``extensions.cost`` seen (None before the first answer)."""
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.base_url}/admin/api/{self.api_version}/graphql.json"
+
+    # -- tokens ---------------------------------------------------------------
+
+    def _can_refresh(self, token: Mapping[str, Any] | None) -> bool:
+        return bool(
+            token and token.get("refresh_token") and self._client_id and self._client_secret
+        )
+
+    async def _fetch_token(self, current: Mapping[str, Any] | None) -> dict[str, Any]:
+        assert current is not None and current.get("refresh_token")
+        body = {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            "grant_type": "refresh_token",
+            "refresh_token": current["refresh_token"],
+        }
+        result = await self.request(
+            "POST",
+            self.base_url + "/admin/oauth/access_token",
+            operation="token_refresh",
+            json_body=body,
+        )
+        data = result.body
+        if result.status >= 400 or not isinstance(data, dict) or not data.get("access_token"):
+            code = str(data.get("error")) if isinstance(data, dict) and data.get("error") else None
+            msg = (
+                str(data.get("error_description") or data.get("errors") or data.get("error"))
+                if isinstance(data, dict)
+                else result.snippet()
+            )
+            raw = (
+                {k: data.get(k) for k in ("error", "error_description", "errors")}
+                if isinstance(data, dict)
+                else None
+            )
+            self._log.warning("channel_token_refresh_refused", http_status=result.status, code=code)
+            raise ChannelAuthError(self.platform, self.account, result.status, code, msg, raw)
+        now = self._clock()
+        token: dict[str, Any] = {
+            "access_token": str(data["access_token"]),
+            "refresh_token": str(data.get("refresh_token") or current["refresh_token"]),
+            "obtained_at": now,
+        }
+        expires_in = data.get("expires_in")
+        if isinstance(expires_in, int | float) and expires_in > 0:
+            ahead = min(self._refresh_ahead(), float(expires_in) / 2)
+            token["expires_at"] = now + float(expires_in)
+            token["refresh_at"] = now + float(expires_in) - ahead
+        rt_expires = data.get("refresh_token_expires_in")
+        if isinstance(rt_expires, int | float) and rt_expires > 0:
+            token["refresh_expires_at"] = now + float(rt_expires)
+        return token
+
+    async def _graphql(self, request: Mapping[str, Any], operation: str) -> HttpResult:
+        async def send(token: str) -> HttpResult:
+            return await self.request(
+                "POST",
+                self.graphql_url,
+                operation=operation,
+                json_body=request,
+                headers={"X-Shopify-Access-Token": token},
+            )
+
+        result = await self.with_token(send, lambda r: r.status == 401)
+        throttle = parse_throttle(result.body)
+        if throttle is not None:
+            self.throttle_status = throttle
+        return result
+
+    # -- push -----------------------------------------------------------------
+
+    def batches(self, updates: Sequence[StockUpdate]) -> list[list[StockUpdate]]:
+        """Up to ``max_batch`` quantities per call; a bad listing goes alone."""
+        good: list[StockUpdate] = []
+        bad: list[list[StockUpdate]] = []
+        for u in dedupe_last(updates):
+            if ids_of(u.listing):
+                good.append(u)
+            else:
+                bad.append([u])
+        return [good[i : i + self.max_batch] for i in range(0, len(good), self.max_batch)] + bad
+
+    async def _push_one(self, batch: list[StockUpdate]) -> list[PushOutcome]:
+        if len(batch) == 1 and ids_of(batch[0].listing) is None:
+            return fail_all(
+                batch,
+                None,
+                INVALID_LISTING,
+                "shopify listing needs inventory_item_id and location_id",
+            )
+        key = str(uuid.uuid4())
+        request = build_set_quantities(
+            batch,
+            idempotency_key=key,
+            api_version=self.api_version,
+            name=self.quantity_name,
+            reason=self.reason,
+            reference_document_uri=self.reference_document_uri,
+        )
+        result = await self._graphql(request, "inventory_set_quantities")
+        outcomes = parse_set_quantities(batch, result, parse_throttle(result.body))
+        self._log.info(
+            "channel_pushed",
+            quantities=len(batch),
+            failed=sum(1 for o in outcomes if not o.ok),
+            http_status=result.status,
+            idempotency_key=key,
+            currently_available=(
+                self.throttle_status.currently_available if self.throttle_status else None
+            ),
+        )
+        return outcomes
+
+    # -- read-back ------------------------------------------------------------
+
+    async def read_stock(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """The ``quantity_name`` quantity (default ``available``) per listing."""
+        valid = [lst for lst in listings if ids_of(lst) is not None]
+        out: dict[str, int] = {}
+        for i in range(0, len(valid), READ_CHUNK):
+            part = valid[i : i + READ_CHUNK]
+            result = await self._graphql(build_read(part, self.quantity_name), "read_stock")
+            body = result.body
+            data = body.get("data") if isinstance(body, dict) else None
+            if result.status >= 400 or not isinstance(data, dict):
+                code, _ = _top_level_message(body.get("errors") if isinstance(body, dict) else None)
+                self._log.warning(
+                    "channel_read_failed",
+                    operation="read_stock",
+                    http_status=result.status,
+                    code=code,
+                )
+                continue
+            for j, listing in enumerate(part):
+                node = data.get(f"q{j}")
+                level = node.get("inventoryLevel") if isinstance(node, dict) else None
+                rows = level.get("quantities") if isinstance(level, dict) else None
+                for row in rows or []:
+                    if (
+                        isinstance(row, dict)
+                        and row.get("name") == self.quantity_name
+                        and isinstance(row.get("quantity"), int)
+                    ):
+                        out[listing_ref(listing)] = row["quantity"]
+        return out

@@ -1,0 +1,346 @@
+"""Wayfair Supplier API (GraphQL) client: inventory saves, read-back, client-credentials token.
+
+Owns the request shapes of the ``inventory.save`` mutation (``feedKind``
+``DIFFERENTIAL`` by default, ``TRUE_UP`` when configured; batch size
+configurable, default 200 as in Wayfair's own plugin), the ``inventory``
+read-back query, and the client-credentials token
+(``POST token_url`` with ``{grant_type, client_id, client_secret, audience}``),
+which is cached in the token store for its lifetime and renewed at half-life
+(Wayfair's advice: 24 h tokens, renew every 12 h): never fetched per call, as
+the token endpoint itself is rate-limited.
+
+Saves are asynchronous: the answer is a submission record
+(``id handle status submittedAt completedAt errors { key }``), not applied
+stock. ``ok`` therefore means "accepted for processing"; ``raw["submission"]``
+carries the record, and the applied quantity is checked with
+:meth:`WayfairChannel.read_stock`. A submission ``errors[]`` entry whose
+``key`` is the listing's ``supplier_part_number`` fails that listing
+(``code`` ``syncd.submission_error``, ``message`` the key and any message);
+entries naming no listing of the call fail every listing. Top-level GraphQL
+``errors`` fail the whole call (``extensions.code`` when given, else
+``None``; the message verbatim). HTTP 401 drops the cached token, fetches a
+new one and re-sends once.
+
+``TRUE_UP`` is a full snapshot: parts not in the feed may be treated as zero
+by Wayfair. Use it only when every push carries every part of the supplier
+(syncd pushes changed listings, so the default is ``DIFFERENTIAL``).
+
+Settings: ``base_url`` (default ``https://api.wayfair.com``), ``token_url``
+(default ``https://sso.auth.wayfair.com/oauth/token``), ``audience``
+(default ``base_url`` + ``/``), ``client_id``, ``client_secret`` (secrets),
+``supplier_id`` (int, default for listings without one), ``feed_kind``
+(``DIFFERENTIAL`` | ``TRUE_UP``), ``batch_size`` (default 200),
+``read_limit`` (parts read back per query, default 10000), ``timeout_s``,
+``max_connections``.
+
+Listing object: ``{"supplier_part_number": str}`` plus optional
+``"supplier_id": int``; optional static fields passed through to
+``inventoryInput``: ``quantity_backordered``, ``quantity_on_order``,
+``item_next_availability_date``, ``discontinued``, ``product_name_and_options``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from syncd.channels.base import (
+    BAD_RESPONSE,
+    INVALID_LISTING,
+    ChannelAuthError,
+    Clock,
+    HttpChannel,
+    HttpResult,
+    PushOutcome,
+    SessionFactory,
+    StockUpdate,
+    TokenStore,
+    dedupe_last,
+    fail_all,
+    listing_ref,
+    setting,
+)
+from syncd.errors import ConfigError
+
+DEFAULT_BATCH = 200
+HARD_MAX_BATCH = 5000
+SUBMISSION_ERROR = "syncd.submission_error"
+FEED_KINDS = ("DIFFERENTIAL", "TRUE_UP")
+PASS_THROUGH = (
+    "quantity_backordered",
+    "quantity_on_order",
+    "item_next_availability_date",
+    "discontinued",
+    "product_name_and_options",
+)
+READ_QUERY = (
+    "query SyncdReadInventory($limit: Int) { inventory(limit: $limit) {"
+    " supplierPartNumber quantityOnHand quantityBackordered quantityOnOrder discontinued"
+    " itemNextAvailabilityDate } }"
+)
+
+
+def save_mutation(feed_kind: str) -> str:
+    if feed_kind not in FEED_KINDS:
+        raise ValueError(feed_kind)
+    return (
+        "mutation save($inventory: [inventoryInput]!) { inventory {"
+        f" save(inventory: $inventory, feedKind: {feed_kind}) {{"
+        " id handle status submittedAt completedAt errors { key } } } }"
+    )
+
+
+def valid_listing(listing: Mapping[str, Any], default_supplier: int | None) -> bool:
+    spn = listing.get("supplier_part_number")
+    sid = listing.get("supplier_id", default_supplier)
+    return isinstance(spn, str) and spn != "" and isinstance(sid, int) and not isinstance(sid, bool)
+
+
+def build_save(
+    batch: Sequence[StockUpdate], feed_kind: str, default_supplier: int | None
+) -> dict[str, Any]:
+    """The GraphQL request of one ``inventory.save`` call."""
+    rows = []
+    for u in batch:
+        row: dict[str, Any] = {
+            "supplier_id": u.listing.get("supplier_id", default_supplier),
+            "supplier_part_number": u.listing["supplier_part_number"],
+            "quantity_on_hand": u.quantity,
+        }
+        for key in PASS_THROUGH:
+            if key in u.listing:
+                row[key] = u.listing[key]
+        rows.append(row)
+    return {"query": save_mutation(feed_kind), "variables": {"inventory": rows}}
+
+
+def parse_save(batch: Sequence[StockUpdate], result: HttpResult) -> list[PushOutcome]:
+    """One outcome per update from an ``inventory.save`` answer."""
+    body = result.body
+    retry_after = result.retry_after()
+    if not isinstance(body, dict):
+        return fail_all(
+            batch,
+            result.status,
+            None if result.status >= 400 else BAD_RESPONSE,
+            result.snippet(),
+            retry_after,
+        )
+    data = body.get("data")
+    inventory = data.get("inventory") if isinstance(data, dict) else None
+    save = inventory.get("save") if isinstance(inventory, dict) else None
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and not isinstance(save, dict):
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        ext = first.get("extensions")
+        code = ext.get("code") if isinstance(ext, dict) else None
+        msg = first.get("message")
+        return fail_all(
+            batch,
+            result.status,
+            str(code) if code is not None else None,
+            str(msg) if msg is not None else None,
+            retry_after,
+            {"errors": errors},
+        )
+    if result.status >= 400 or not isinstance(save, dict):
+        code = None if result.status >= 400 else BAD_RESPONSE
+        message = result.snippet()
+        if isinstance(errors, str):
+            message = errors
+        elif isinstance(body.get("error"), str):
+            code = str(body["error"])
+            message = str(body.get("error_description") or body.get("message") or body["error"])
+        return fail_all(batch, result.status, code, message, retry_after)
+    submission = {k: v for k, v in save.items() if k != "errors"}
+    sub_errors = [e for e in save.get("errors") or [] if isinstance(e, dict)]
+    by_part: dict[str, dict[str, Any]] = {}
+    general: dict[str, Any] | None = None
+    parts = {str(u.listing.get("supplier_part_number")) for u in batch}
+    for e in sub_errors:
+        key = e.get("key")
+        if isinstance(key, str) and key in parts:
+            by_part.setdefault(key, e)
+        elif general is None:
+            general = e
+    out = []
+    for u in batch:
+        err = by_part.get(str(u.listing.get("supplier_part_number"))) or general
+        raw: dict[str, Any] = {"submission": submission}
+        if err is not None:
+            raw["error"] = err
+            text = str(err.get("key"))
+            if err.get("message"):
+                text = f"{text}: {err['message']}"
+            out.append(
+                PushOutcome(u.listing_ref, False, result.status, SUBMISSION_ERROR, text, None, raw)
+            )
+        else:
+            out.append(PushOutcome(u.listing_ref, True, result.status, None, None, None, raw))
+    return out
+
+
+class WayfairChannel(HttpChannel):
+    platform = "wayfair"
+    hard_max_batch = HARD_MAX_BATCH
+    default_batch = DEFAULT_BATCH
+
+    def __init__(
+        self,
+        account: str,
+        settings: Mapping[str, Any],
+        token_store: TokenStore,
+        session_factory: SessionFactory | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(account, settings, token_store, session_factory, clock=clock)
+        base: str = setting(settings, account, "base_url", str, "https://api.wayfair.com")
+        self.base_url = base.rstrip("/")
+        self.token_url: str = setting(
+            settings, account, "token_url", str, "https://sso.auth.wayfair.com/oauth/token"
+        )
+        self.audience: str = setting(settings, account, "audience", str, self.base_url + "/")
+        self._client_id: str = setting(settings, account, "client_id", str)
+        self._client_secret: str = setting(settings, account, "client_secret", str)
+        self.supplier_id: int | None = setting(settings, account, "supplier_id", int, None)
+        self.feed_kind: str = setting(settings, account, "feed_kind", str, "DIFFERENTIAL")
+        if self.feed_kind not in FEED_KINDS:
+            raise ConfigError(f"channels.{account}.feed_kind", "must be DIFFERENTIAL or TRUE_UP")
+        self.read_limit: int = setting(settings, account, "read_limit", int, 10000)
+
+    @property
+    def graphql_url(self) -> str:
+        return self.base_url + "/v1/graphql"
+
+    # -- tokens ---------------------------------------------------------------
+
+    def _initial_token(self) -> dict[str, Any] | None:
+        return None  # client credentials: the first call fetches a token
+
+    def _can_refresh(self, token: Mapping[str, Any] | None) -> bool:
+        return True
+
+    async def _fetch_token(self, current: Mapping[str, Any] | None) -> dict[str, Any]:
+        body = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            "audience": self.audience,
+        }
+        result = await self.request("POST", self.token_url, operation="token", json_body=body)
+        data = result.body
+        if result.status >= 400 or not isinstance(data, dict) or not data.get("access_token"):
+            code = str(data.get("error")) if isinstance(data, dict) and data.get("error") else None
+            msg = (
+                str(data.get("error_description") or data.get("message") or data.get("error"))
+                if isinstance(data, dict)
+                else result.snippet()
+            )
+            raw = (
+                {k: data.get(k) for k in ("error", "error_description", "message")}
+                if isinstance(data, dict)
+                else None
+            )
+            self._log.warning("channel_token_refused", http_status=result.status, code=code)
+            raise ChannelAuthError(self.platform, self.account, result.status, code, msg, raw)
+        now = self._clock()
+        expires_in = float(data.get("expires_in") or 86400)
+        return {
+            "access_token": str(data["access_token"]),
+            "expires_at": now + expires_in,
+            "refresh_at": now + expires_in / 2,
+            "obtained_at": now,
+        }
+
+    async def _graphql(self, request: Mapping[str, Any], operation: str) -> HttpResult:
+        async def send(token: str) -> HttpResult:
+            return await self.request(
+                "POST",
+                self.graphql_url,
+                operation=operation,
+                json_body=request,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+
+        return await self.with_token(send, lambda r: r.status == 401)
+
+    # -- push -----------------------------------------------------------------
+
+    def batches(self, updates: Sequence[StockUpdate]) -> list[list[StockUpdate]]:
+        """Up to ``max_batch`` parts per save; a bad listing goes alone."""
+        good: list[StockUpdate] = []
+        bad: list[list[StockUpdate]] = []
+        for u in dedupe_last(updates):
+            if valid_listing(u.listing, self.supplier_id):
+                good.append(u)
+            else:
+                bad.append([u])
+        return [good[i : i + self.max_batch] for i in range(0, len(good), self.max_batch)] + bad
+
+    async def _push_one(self, batch: list[StockUpdate]) -> list[PushOutcome]:
+        if len(batch) == 1 and not valid_listing(batch[0].listing, self.supplier_id):
+            return fail_all(
+                batch,
+                None,
+                INVALID_LISTING,
+                "wayfair listing needs supplier_part_number (and supplier_id, or the"
+                " account's supplier_id setting)",
+            )
+        request = build_save(batch, self.feed_kind, self.supplier_id)
+        result = await self._graphql(request, "inventory_save")
+        outcomes = parse_save(batch, result)
+        submission = outcomes[0].raw.get("submission") if outcomes and outcomes[0].raw else None
+        self._log.info(
+            "channel_pushed",
+            parts=len(batch),
+            failed=sum(1 for o in outcomes if not o.ok),
+            http_status=result.status,
+            feed_kind=self.feed_kind,
+            submission_id=submission.get("id") if isinstance(submission, dict) else None,
+        )
+        return outcomes
+
+    # -- read-back ------------------------------------------------------------
+
+    async def read_stock(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """``quantityOnHand`` per listing, from one ``inventory(limit:)`` query.
+
+        Only ``limit`` is a documented argument of the query (no filter, no
+        offset), so one call reads up to ``read_limit`` parts; listings beyond
+        that are missing from the result (unknown).
+        """
+        wanted: dict[str, list[dict[str, Any]]] = {}
+        for listing in listings:
+            if valid_listing(listing, self.supplier_id):
+                wanted.setdefault(str(listing["supplier_part_number"]), []).append(listing)
+        out: dict[str, int] = {}
+        if not wanted:
+            return out
+        request = {"query": READ_QUERY, "variables": {"limit": self.read_limit}}
+        result = await self._graphql(request, "inventory_query")
+        body = result.body
+        data = body.get("data") if isinstance(body, dict) else None
+        rows = data.get("inventory") if isinstance(data, dict) else None
+        if result.status >= 400 or not isinstance(rows, list):
+            errors = body.get("errors") if isinstance(body, dict) else None
+            first = errors[0] if isinstance(errors, list) and errors else None
+            ext = first.get("extensions") if isinstance(first, dict) else None
+            self._log.warning(
+                "channel_read_failed",
+                operation="inventory_query",
+                http_status=result.status,
+                code=ext.get("code") if isinstance(ext, dict) else None,
+            )
+            return out
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            found = wanted.pop(str(row.get("supplierPartNumber")), None)
+            qty = row.get("quantityOnHand")
+            if found and isinstance(qty, int) and not isinstance(qty, bool):
+                for listing in found:
+                    out[listing_ref(listing)] = qty
+        if wanted:
+            self._log.info("channel_read_incomplete", missing=len(wanted), limit=self.read_limit)
+        return out
