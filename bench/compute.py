@@ -41,9 +41,12 @@ from aiokafka import AIOKafkaConsumer  # noqa: E402
 from dev import kafka, sample  # noqa: E402
 from dev.kafkaio import create_inputs, latest, produce  # noqa: E402
 from syncd import config  # noqa: E402
-from syncd.ledger import SkuState, Warehouse  # noqa: E402
+from syncd.ledger import (  # noqa: E402
+    OrderEntry,
+    SkuState,
+    Warehouse,
+)
 from syncd.orders import LineView  # noqa: E402
-from syncd.ledger import OrderEntry  # noqa: E402
 
 PARTITIONS = 3
 
@@ -76,10 +79,15 @@ level = "info"
 
 async def bare_consumer(cfg: config.Config, n: int) -> float:
     """Events/s of a plain consumer group reading the input topics to the end."""
-    c = AIOKafkaConsumer(cfg.topics.stock, cfg.topics.orders,
-                         bootstrap_servers=list(cfg.kafka.bootstrap_servers),
-                         group_id=f"{cfg.kafka.group_id}-bare", auto_offset_reset="earliest",
-                         enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024 * 1024)
+    c = AIOKafkaConsumer(
+        cfg.topics.stock,
+        cfg.topics.orders,
+        bootstrap_servers=list(cfg.kafka.bootstrap_servers),
+        group_id=f"{cfg.kafka.group_id}-bare",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
     await c.start()
     try:
         seen = 0
@@ -101,9 +109,15 @@ async def bare_consumer(cfg: config.Config, n: int) -> float:
 def run_syncd(cfg_path: Path) -> tuple[float, int, float]:
     """(events/s, peak RSS bytes, seconds) of one bounded syncd run."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "syncd", "--config", str(cfg_path), "run",
-                             "--until-caught-up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=ROOT)
+    log_path = cfg_path.with_suffix(".log")
+    log_file = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "--config", str(cfg_path), "run", "--until-caught-up"],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
     ps = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
@@ -112,9 +126,11 @@ def run_syncd(cfg_path: Path) -> tuple[float, int, float]:
         except psutil.NoSuchProcess:
             break
         time.sleep(0.05)
-    out, err = proc.communicate()
+    proc.wait()
+    log_file.close()
+    out = log_path.read_text()
     if proc.returncode != 0:
-        sys.exit(f"syncd failed:\n{out[-3000:]}\n{err[-3000:]}")
+        sys.exit(f"syncd failed (log {log_path}):\n{out[-3000:]}")
     stopped = [orjson.loads(line) for line in out.splitlines() if '"compute_stopped"' in line][-1]
     return stopped["events"] / stopped["busy_seconds"], peak, stopped["busy_seconds"]
 
@@ -130,14 +146,19 @@ def generated_state_bytes(n_skus: int, seed: int = 1) -> tuple[float, float]:
         sku = sample.sku_name(i)
         s = SkuState(sku)
         for w in sample.WAREHOUSES:
-            s.warehouses[w] = Warehouse(rng.randint(0, 60), sample.T0 + i, f"e{i}{w}",
-                                        [(f"e{i}{w}a", sample.T0 + i + 5, rng.choice([-1, 2]))])
+            s.warehouses[w] = Warehouse(
+                rng.randint(0, 60),
+                sample.T0 + i,
+                f"e{i}{w}",
+                [(f"e{i}{w}a", sample.T0 + i + 5, rng.choice([-1, 2]))],
+            )
         for o in range(rng.randint(0, 3)):
-            s.orders[f"O-7-{i}-{o}"] = OrderEntry(i * 10 + o, sample.T0,
-                                                  (LineView("WH-1", 2, 2, ()),))
+            s.orders[f"O-7-{i}-{o}"] = OrderEntry(
+                i * 10 + o, sample.T0, (LineView("WH-1", 2, 2, ()),)
+            )
         s.sales = {sample.T0 // 300_000: rng.randint(1, 9)}
         for a in sample.ACCOUNTS:
-            s.emitted[f"{a}/{{\"item_id\":{100000 + i},\"model_id\":0}}"] = rng.randint(0, 60)
+            s.emitted[f'{a}/{{"item_id":{100000 + i},"model_id":0}}'] = rng.randint(0, 60)
         s.stock_offset = i * 3
         s.last_at = sample.T0 + i
         raw = s.to_bytes()
@@ -170,8 +191,11 @@ def main() -> None:
         )
         asyncio.run(create_inputs(cfg, PARTITIONS))
         asyncio.run(produce(cfg, recs))
-        print(f"produced {args.events} events + {args.skus * 3} listings in"
-              f" {time.perf_counter() - t0:.1f}s", flush=True)
+        print(
+            f"produced {args.events} events + {args.skus * 3} listings in"
+            f" {time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
 
         bare = asyncio.run(bare_consumer(cfg, args.events))
         rate, peak, secs = run_syncd(cfg_path)
@@ -180,18 +204,28 @@ def main() -> None:
         gen_bytes, gen_rss = generated_state_bytes(args.generated_skus)
 
         print()
-        print(f"machine: {os.cpu_count()} cores; broker {kafka.kafka_version()};"
-              f" {PARTITIONS} partitions; seed {args.seed}")
+        print(
+            f"machine: {os.cpu_count()} cores; broker {kafka.kafka_version()};"
+            f" {PARTITIONS} partitions; seed {args.seed}"
+        )
         print(f"{'':34}{'events/s':>12}")
         print(f"{'bare aiokafka consumer':34}{bare:>12,.0f}")
-        print(f"{'syncd compute stage':34}{rate:>12,.0f}   ({rate / bare:.0%} of bare;"
-              f" goal >= 50%; {secs:.1f}s busy)")
-        print(f"syncd peak RSS: {peak / 2**20:.0f} MiB for {len(states)} SKUs"
-              f" ({peak / max(len(states), 1) / 1024:.2f} KiB/SKU incl. interpreter and catalog)")
-        print(f"state per SKU (changelog record = in-memory form): {per_sku:.0f} bytes"
-              f" over {len(states)} SKUs of this run (goal <= 1024)")
-        print(f"generated {args.generated_skus:,} SKU states: {gen_bytes:.0f} bytes serialised,"
-              f" {gen_rss:.0f} bytes RSS per SKU held")
+        print(
+            f"{'syncd compute stage':34}{rate:>12,.0f}   ({rate / bare:.0%} of bare;"
+            f" goal >= 50%; {secs:.1f}s busy)"
+        )
+        print(
+            f"syncd peak RSS: {peak / 2**20:.0f} MiB for {len(states)} SKUs"
+            f" ({peak / max(len(states), 1) / 1024:.2f} KiB/SKU incl. interpreter and catalog)"
+        )
+        print(
+            f"state per SKU (changelog record = in-memory form): {per_sku:.0f} bytes"
+            f" over {len(states)} SKUs of this run (goal <= 1024)"
+        )
+        print(
+            f"generated {args.generated_skus:,} SKU states: {gen_bytes:.0f} bytes serialised,"
+            f" {gen_rss:.0f} bytes RSS per SKU held"
+        )
     finally:
         if broker is not None:
             broker.stop()

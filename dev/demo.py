@@ -41,9 +41,15 @@ async def _dead_letters(cfg: config.Config) -> list[tuple[str, str]]:
 
 def _syncd(cfg_path: Path, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "syncd", "--config", str(cfg_path), *args],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "syncd", "--config", str(cfg_path), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
     if done.returncode != 0:
         sys.exit(f"syncd {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done.stdout
@@ -66,16 +72,22 @@ def main() -> None:
     try:
         work = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
         text = (ROOT / "config" / "syncd.example.toml").read_text()
-        text = re.sub(r'bootstrap_servers = \[.*\]', f'bootstrap_servers = ["{bootstrap}"]', text)
-        text = text.replace('input_partitions = 6', 'input_partitions = 3')
+        text = re.sub(r"bootstrap_servers = \[.*\]", f'bootstrap_servers = ["{bootstrap}"]', text)
+        text = text.replace("input_partitions = 6", "input_partitions = 3")
         cfg_path = work / "syncd.toml"
         cfg_path.write_text(text)
         cfg = config.load(cfg_path)
 
-        recs = (sample.catalog(args.skus) + list(sample.events(args.events, args.skus, seed=1))
-                + sample.bad_records())
-        print(f"producing {len(recs)} records (catalog, orders, stock, {len(sample.bad_records())}"
-              f" broken) to {bootstrap} ...", flush=True)
+        recs = (
+            sample.catalog(args.skus)
+            + list(sample.events(args.events, args.skus, seed=1))
+            + sample.bad_records()
+        )
+        print(
+            f"producing {len(recs)} records (catalog, orders, stock, {len(sample.bad_records())}"
+            f" broken) to {bootstrap} ...",
+            flush=True,
+        )
         asyncio.run(_produce(cfg, recs))
 
         print("running syncd until it has caught up ...", flush=True)

@@ -17,11 +17,13 @@ async def create_inputs(cfg: config.Config, partitions: int = 3) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=list(cfg.kafka.bootstrap_servers))
     await admin.start()
     try:
-        await admin.create_topics([
-            NewTopic(t.stock, partitions, 1),
-            NewTopic(t.orders, partitions, 1),
-            NewTopic(t.catalog, 1, 1, topic_configs={"cleanup.policy": "compact"}),
-        ])
+        await admin.create_topics(
+            [
+                NewTopic(t.stock, partitions, 1),
+                NewTopic(t.orders, partitions, 1),
+                NewTopic(t.catalog, 1, 1, topic_configs={"cleanup.policy": "compact"}),
+            ]
+        )
     finally:
         await admin.close()
 
@@ -30,8 +32,13 @@ async def produce(cfg: config.Config, recs: Iterable[Rec]) -> int:
     """Write sample records to the configured input topics, keyed as the contract says."""
     t = cfg.topics
     topic = {"stock": t.stock, "orders": t.orders, "catalog": t.catalog}
-    producer = AIOKafkaProducer(bootstrap_servers=list(cfg.kafka.bootstrap_servers), acks="all",
-                                linger_ms=5, max_batch_size=262144, max_request_size=4194304)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=list(cfg.kafka.bootstrap_servers),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=262144,
+        max_request_size=4194304,
+    )
     await producer.start()
     n = 0
     try:
@@ -50,13 +57,14 @@ async def read_topic(cfg: config.Config, topic: str) -> list[object]:
     """Every record of a topic, from the beginning to its current end."""
     from syncd import bus
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=list(cfg.kafka.bootstrap_servers),
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=list(cfg.kafka.bootstrap_servers), enable_auto_commit=False
+    )
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic)
         if parts is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         return [rec async for rec in bus.read_to_end(consumer, tps)]

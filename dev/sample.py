@@ -21,8 +21,10 @@ T0 = 1_795_000_000_000  # 2026-11-17, epoch ms
 
 
 def rfc3339(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
@@ -58,8 +60,13 @@ def catalog(n_skus: int, accounts: Sequence[str] = ACCOUNTS) -> list[Rec]:
         for a in accounts:
             listing = listing_for(a, i)
             ref = orjson.dumps(listing, option=orjson.OPT_SORT_KEYS).decode()
-            ev = {"type": "listing.linked", "event_id": f"cat-{a}-{i}", "channel": a,
-                  "listing": listing, "sku": sku_name(i)}
+            ev = {
+                "type": "listing.linked",
+                "event_id": f"cat-{a}-{i}",
+                "channel": a,
+                "listing": listing,
+                "sku": sku_name(i),
+            }
             out.append(Rec("catalog", f"{a}/{ref}".encode(), orjson.dumps(ev)))
     return out
 
@@ -90,8 +97,12 @@ def events(
                 oid, lines = open_orders.pop(rng.randrange(len(open_orders)))
                 kind = "order.shipped" if rng.random() < 0.8 else "order.cancelled"
                 at = "shipped_at" if kind == "order.shipped" else "cancelled_at"
-                ev: dict[str, object] = {"type": kind, "event_id": f"e{n}", "order_id": oid,
-                                         at: rfc3339(now)}
+                ev: dict[str, object] = {
+                    "type": kind,
+                    "event_id": f"e{n}",
+                    "order_id": oid,
+                    at: rfc3339(now),
+                }
                 if rng.random() < 0.2:
                     ev["lines"] = [lines[0]]
                 rec = Rec("orders", oid.encode(), orjson.dumps(ev))
@@ -99,26 +110,45 @@ def events(
                 order_no += 1
                 oid = f"O-{seed}-{order_no}"
                 lines = [
-                    {"sku": sku_name(rng.randrange(n_skus)), "qty": rng.randint(1, 3),
-                     "warehouse": rng.choice(WAREHOUSES)}
+                    {
+                        "sku": sku_name(rng.randrange(n_skus)),
+                        "qty": rng.randint(1, 3),
+                        "warehouse": rng.choice(WAREHOUSES),
+                    }
                     for _ in range(1 if rng.random() < 0.8 else 2)
                 ]
                 open_orders.append((oid, lines))
-                ev = {"type": "order.placed", "event_id": f"e{n}", "order_id": oid,
-                      "channel": rng.choice(ACCOUNTS), "placed_at": rfc3339(now), "lines": lines}
+                ev = {
+                    "type": "order.placed",
+                    "event_id": f"e{n}",
+                    "order_id": oid,
+                    "channel": rng.choice(ACCOUNTS),
+                    "placed_at": rfc3339(now),
+                    "lines": lines,
+                }
                 rec = Rec("orders", oid.encode(), orjson.dumps(ev))
         elif r < mix[0] + mix[1]:
             sku = sku_name(rng.randrange(n_skus))
-            ev = {"type": "stock.snapshot", "event_id": f"e{n}", "sku": sku,
-                  "warehouse": rng.choice(WAREHOUSES), "on_hand": rng.randint(0, 60),
-                  "as_of": rfc3339(now - rng.randint(0, 5000))}
+            ev = {
+                "type": "stock.snapshot",
+                "event_id": f"e{n}",
+                "sku": sku,
+                "warehouse": rng.choice(WAREHOUSES),
+                "on_hand": rng.randint(0, 60),
+                "as_of": rfc3339(now - rng.randint(0, 5000)),
+            }
             rec = Rec("stock", sku.encode(), orjson.dumps(ev))
         else:
             sku = sku_name(rng.randrange(n_skus))
-            ev = {"type": "stock.adjusted", "event_id": f"e{n}", "sku": sku,
-                  "warehouse": rng.choice(WAREHOUSES),
-                  "delta": rng.choice([-3, -2, -1, 1, 2, 5, 10]), "as_of": rfc3339(now),
-                  "reason": "count correction"}
+            ev = {
+                "type": "stock.adjusted",
+                "event_id": f"e{n}",
+                "sku": sku,
+                "warehouse": rng.choice(WAREHOUSES),
+                "delta": rng.choice([-3, -2, -1, 1, 2, 5, 10]),
+                "as_of": rfc3339(now),
+                "reason": "count correction",
+            }
             rec = Rec("stock", sku.encode(), orjson.dumps(ev))
         recent.append(rec)
         if len(recent) > 50:
@@ -128,8 +158,14 @@ def events(
 
 def bad_records() -> list[Rec]:
     """One record per kind of contract violation (each must reach the dead-letter topic)."""
-    snap = {"type": "stock.snapshot", "event_id": "bad-1", "sku": "SKU-000001",
-            "warehouse": "WH-1", "on_hand": 5, "as_of": rfc3339(T0)}
+    snap = {
+        "type": "stock.snapshot",
+        "event_id": "bad-1",
+        "sku": "SKU-000001",
+        "warehouse": "WH-1",
+        "on_hand": 5,
+        "as_of": rfc3339(T0),
+    }
     return [
         Rec("stock", b"SKU-000001", b"{not json"),
         Rec("stock", b"SKU-000001", b"[1, 2]"),
@@ -139,8 +175,18 @@ def bad_records() -> list[Rec]:
         Rec("stock", b"SKU-000001", orjson.dumps({**snap, "type": "stock.teleported"})),
         Rec("stock", b"TS  RED", orjson.dumps({**snap, "sku": "TS  RED"})),
         Rec("stock", b"SKU-000001", orjson.dumps({**snap, "reason": "x" * 70000})),
-        Rec("orders", b"O-bad", orjson.dumps({"type": "order.placed", "event_id": "bad-2",
-                                              "order_id": "O-bad", "channel": "shopee:my-main",
-                                              "placed_at": rfc3339(T0),
-                                              "lines": [{"sku": "SKU-000001", "qty": 0}]})),
+        Rec(
+            "orders",
+            b"O-bad",
+            orjson.dumps(
+                {
+                    "type": "order.placed",
+                    "event_id": "bad-2",
+                    "order_id": "O-bad",
+                    "channel": "shopee:my-main",
+                    "placed_at": rfc3339(T0),
+                    "lines": [{"sku": "SKU-000001", "qty": 0}],
+                }
+            ),
+        ),
     ]

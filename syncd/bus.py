@@ -8,7 +8,7 @@ own logic. Topic layout (``<p>`` is ``topics.internal_prefix``):
 | ``<p>.order-lines`` | SKU | as the stock topic | delete |
 | ``<p>.order-state`` | order id | as the order topic | compact |
 | ``<p>.sku-state`` | SKU | as the stock topic | compact |
-| ``<p>.desired`` | ``<account>/<listing ref>`` | ``topics.desired_partitions``, by account | compact |
+| ``<p>.desired`` | ``<account>/<listing ref>`` | ``desired_partitions``, by account | compact |
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def client_settings(cfg: KafkaConfig) -> dict[str, Any]:
 @functools.lru_cache(maxsize=1 << 17)
 def partition_for(key: str, partitions: int) -> int:
     """The partition the Java client's default partitioner (murmur2) picks for ``key``."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 async def partition_count(admin: AIOKafkaAdminClient, topic: str) -> int | None:
@@ -75,10 +75,16 @@ async def ensure_topics(cfg: Config) -> dict[str, int]:
     try:
         await admin.start()
     except Exception as e:
-        raise KafkaError(f"cannot reach Kafka at {','.join(cfg.kafka.bootstrap_servers)}: {e}") from e
+        raise KafkaError(
+            f"cannot reach Kafka at {','.join(cfg.kafka.bootstrap_servers)}: {e}"
+        ) from e
     try:
         counts: dict[str, int] = {}
-        for topic, n in ((t.stock, t.input_partitions), (t.orders, t.input_partitions), (t.catalog, 1)):
+        for topic, n in (
+            (t.stock, t.input_partitions),
+            (t.orders, t.input_partitions),
+            (t.catalog, 1),
+        ):
             have = await partition_count(admin, topic)
             if have is None:
                 if not t.create:

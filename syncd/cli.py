@@ -6,6 +6,7 @@
 | ``syncd check-config`` | validate the configuration and exit (0 ok, 2 invalid) |
 | ``syncd inspect SKU`` | a SKU's state and each listing's quantity, term by term |
 | ``syncd listings`` | the newest desired quantity of every listing |
+| ``syncd sandbox`` | run local marketplace sandboxes (``--sandbox-config FILE``) |
 
 The configuration file is ``--config PATH``, else ``$SYNCD_CONFIG``, else
 ``/etc/syncd/syncd.toml``. Exit codes: 0 ok, 1 runtime failure, 2 bad
@@ -29,7 +30,7 @@ from syncd.errors import ConfigError, SyncdError
 
 log = structlog.get_logger("syncd.cli")
 
-COMMANDS = ("run", "check-config", "inspect", "listings")
+COMMANDS = ("run", "check-config", "inspect", "listings", "sandbox")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="configuration file (TOML)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the daemon")
-    run.add_argument("--until-caught-up", action="store_true",
-                     help="stop once every input partition is read to its end")
+    run.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="stop once every input partition is read to its end",
+    )
     run.add_argument("--max-events", type=int, help="stop after this many input events")
     sub.add_parser("check-config", help="validate the configuration and exit")
     insp = sub.add_parser("inspect", help="explain a SKU's quantities term by term")
@@ -47,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
     lst = sub.add_parser("listings", help="the newest desired quantity of every listing")
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sb = sub.add_parser("sandbox", help="run local marketplace sandboxes (for demos and tests)")
+    sb.add_argument("--sandbox-config", required=True, help="sandbox TOML file")
     return parser
 
 
@@ -56,17 +62,27 @@ def _config_path(arg: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sandbox":  # needs no syncd configuration
+        from syncd.sandbox.__main__ import main as sandbox_main
+
+        return sandbox_main(["--config", args.sandbox_config])
     try:
         cfg = config.load(_config_path(args.config))
     except ConfigError as e:
-        print(orjson.dumps({"level": "error", "event": "config_invalid", "key": e.key,
-                            "reason": e.reason}).decode(), file=sys.stderr)
+        print(
+            orjson.dumps(
+                {"level": "error", "event": "config_invalid", "key": e.key, "reason": e.reason}
+            ).decode(),
+            file=sys.stderr,
+        )
         return 2
     logs.configure(cfg.log_level)
     try:
         if args.command == "check-config":
-            print(f"ok: {cfg.source}: {len(cfg.channels)} channel accounts,"
-                  f" {len(cfg.skus)} SKU overrides, kafka {','.join(cfg.kafka.bootstrap_servers)}")
+            print(
+                f"ok: {cfg.source}: {len(cfg.channels)} channel accounts,"
+                f" {len(cfg.skus)} SKU overrides, kafka {','.join(cfg.kafka.bootstrap_servers)}"
+            )
             return 0
         if args.command == "run":
             return asyncio.run(_run(cfg, args.until_caught_up, args.max_events))

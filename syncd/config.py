@@ -104,10 +104,10 @@ class ChannelConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    kafka: KafkaConfig = KafkaConfig()
-    topics: TopicsConfig = TopicsConfig()
-    compute: ComputeConfig = ComputeConfig()
-    policy: Rules = Rules()
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    policy: Rules = field(default_factory=Rules)
     channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
     skus: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     log_level: str = "info"
@@ -187,8 +187,10 @@ def _kafka(table: Mapping[str, Any], env: Mapping[str, str]) -> KafkaConfig:
         plain = {**plain, "bootstrap_servers": [servers]}
     if "bootstrap_servers" in plain:
         bs = plain["bootstrap_servers"]
-        if not isinstance(bs, list | tuple) or not bs or not all(
-            isinstance(s, str) and ":" in s for s in bs
+        if (
+            not isinstance(bs, list | tuple)
+            or not bs
+            or not all(isinstance(s, str) and ":" in s for s in bs)
         ):
             raise ConfigError("kafka.bootstrap_servers", "must be a list of 'host:port' strings")
         plain["bootstrap_servers"] = tuple(bs)
@@ -213,7 +215,8 @@ def _channel(account: str, table: Any, env: Mapping[str, str]) -> ChannelConfig:
     platform, _, name = account.partition(":")
     if platform not in PLATFORMS or not name:
         raise ConfigError(
-            where, f"an account id is '<platform>:<name>' with platform one of {', '.join(PLATFORMS)}"
+            where,
+            f"an account id is '<platform>:<name>' with platform one of {', '.join(PLATFORMS)}",
         )
     policy = _rules(_sub(table, "policy", where), f"{where}.policy")
     settings: dict[str, Any] = {}

@@ -65,6 +65,10 @@ REASON_CODES: Final[tuple[tuple[str, str], ...]] = (
     ("bad_sku", "a SKU has leading/trailing white space, consecutive spaces or control characters"),
     ("bad_timestamp", "a time is not an RFC 3339 date-time with an offset, or not a real time"),
     ("key_mismatch", "the record key is missing or does not match the event"),
+    (
+        "wrong_partition",
+        "the record is not in the partition murmur2 gives its key (the compute stage checks this)",
+    ),
 )
 """Every reason code an InvalidRecord from this module can carry, with its meaning.
 

@@ -87,7 +87,10 @@ class SkuState:
         return orjson.dumps(
             [
                 1,  # format version
-                {w: [h.snap_qty, h.snap_at, h.snap_id, h.pending] for w, h in self.warehouses.items()},
+                {
+                    w: [h.snap_qty, h.snap_at, h.snap_id, h.pending]
+                    for w, h in self.warehouses.items()
+                },
                 {
                     o: [e.version, e.placed_at, [_line_out(ln) for ln in e.lines]]
                     for o, e in self.orders.items()

@@ -11,8 +11,12 @@ import sys
 
 import structlog
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def configure(level: str = "info") -> None:
@@ -29,5 +33,8 @@ def configure(level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     # aiokafka logs through the standard library; keep its warnings, as JSON-ish lines on stderr.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format='{"level":"%(levelname)s","logger":"%(name)s","event":"%(message)s"}')
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format='{"level":"%(levelname)s","logger":"%(name)s","event":"%(message)s"}',
+    )

@@ -19,7 +19,7 @@ Pure: no I/O, no clock; times are epoch milliseconds from the events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -31,9 +31,8 @@ Outcome = Literal["applied", "duplicate", "replayed", "repeat_placement"]
 _Line = tuple[str, int, str | None]
 
 
-@dataclass(frozen=True, slots=True)
-class LineView:
-    """One order line as the SKU side needs it."""
+class LineView(NamedTuple):
+    """One order line as the SKU side needs it (a tuple: cheap to build and compare)."""
 
     warehouse: str | None
     placed: int
@@ -43,8 +42,7 @@ class LineView:
     """(units, shipped_at) parts: reservations until a later snapshot settles them."""
 
 
-@dataclass(frozen=True, slots=True)
-class SkuOrderView:
+class SkuOrderView(NamedTuple):
     """The part of one order that concerns one SKU."""
 
     order_id: str
@@ -67,18 +65,15 @@ class SkuOrderView:
             }
         )
 
-    @classmethod
-    def from_json(cls, raw: bytes) -> SkuOrderView:
+    @staticmethod
+    def from_json(raw: bytes) -> SkuOrderView:
         d = orjson.loads(raw)
-        return cls(
-            order_id=d["order_id"],
-            version=d["version"],
-            channel=d["channel"],
-            placed_at=d["placed_at"],
-            lines=tuple(
-                LineView(w, p, o, tuple((int(q), int(t)) for q, t in s))
-                for w, p, o, s in d["lines"]
-            ),
+        return SkuOrderView(
+            d["order_id"],
+            d["version"],
+            d["channel"],
+            d["placed_at"],
+            tuple(LineView(w, p, o, tuple((q, t) for q, t in s)) for w, p, o, s in d["lines"]),
         )
 
 
@@ -121,8 +116,7 @@ class OrderState:
             placed_at=pat,
             lines=None if lines is None else [(s, q, w) for s, q, w in lines],
             ops=[
-                (k, at, None if ls is None else [(s, q, w) for s, q, w in ls])
-                for k, at, ls in ops
+                (k, at, None if ls is None else [(s, q, w) for s, q, w in ls]) for k, at, ls in ops
             ],
             last_at=last,
         )
@@ -217,12 +211,10 @@ def apply(
     st.version = offset
     st.last_at = max(st.last_at, at)
     after = st.views(event.order_id)
-    changed = {sku: v for sku, v in after.items() if _differs(before.get(sku), v)}
+    changed = {
+        sku: v for sku, v in after.items() if sku not in before or before[sku].lines != v.lines
+    }
     return st, outcome, changed
-
-
-def _differs(old: SkuOrderView | None, new: SkuOrderView) -> bool:
-    return old is None or old.lines != new.lines
 
 
 def expired(state: OrderState, now_ms: int, retention_ms: int) -> bool:

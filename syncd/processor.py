@@ -137,7 +137,9 @@ class Processor:
         self, rec: Record, res: BatchResult, touched: dict[str, tuple[int, OrderState]]
     ) -> None:
         try:
-            ev = contract.decode_order(rec.key, rec.value, max_bytes=self.cfg.compute.max_record_bytes)
+            ev = contract.decode_order(
+                rec.key, rec.value, max_bytes=self.cfg.compute.max_record_bytes
+            )
         except InvalidRecord as e:
             self._dead_letter(rec, e, res, "order")
             return
@@ -154,16 +156,26 @@ class Processor:
         for sku, view in views.items():
             p = partition_for(sku, self.stock_partitions)
             res.outputs.append(
-                Out(self.cfg.topics.order_lines, p, sku.encode(), view.to_json(),
-                    [("syncd.source.timestamp", str(rec.timestamp).encode())])
+                Out(
+                    self.cfg.topics.order_lines,
+                    p,
+                    sku.encode(),
+                    view.to_json(),
+                    [("syncd.source.timestamp", str(rec.timestamp).encode())],
+                )
             )
 
     def _stock_event(
-        self, rec: Record, res: BatchResult, skus: dict[str, tuple[int, SkuState]],
+        self,
+        rec: Record,
+        res: BatchResult,
+        skus: dict[str, tuple[int, SkuState]],
         source_ts: dict[str, int],
     ) -> None:
         try:
-            ev = contract.decode_stock(rec.key, rec.value, max_bytes=self.cfg.compute.max_record_bytes)
+            ev = contract.decode_stock(
+                rec.key, rec.value, max_bytes=self.cfg.compute.max_record_bytes
+            )
             expected = partition_for(ev.sku, self.stock_partitions)
             if expected != rec.partition:
                 raise InvalidRecord(
@@ -181,12 +193,21 @@ class Processor:
         if outcome != "replayed":
             source_ts[ev.sku] = max(source_ts.get(ev.sku, 0), rec.timestamp)
         if outcome == "clamped":
-            log.warning("stock_clamped_at_zero", sku=ev.sku, warehouse=ev.warehouse,
-                        event_id=ev.event_id, topic=rec.topic, partition=rec.partition,
-                        offset=rec.offset)
+            log.warning(
+                "stock_clamped_at_zero",
+                sku=ev.sku,
+                warehouse=ev.warehouse,
+                event_id=ev.event_id,
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+            )
 
     def _order_view(
-        self, rec: Record, res: BatchResult, skus: dict[str, tuple[int, SkuState]],
+        self,
+        rec: Record,
+        res: BatchResult,
+        skus: dict[str, tuple[int, SkuState]],
         source_ts: dict[str, int],
     ) -> None:
         assert rec.key is not None and rec.value is not None
@@ -220,7 +241,9 @@ class Processor:
         raw = self.sku_state[p].get(sku)
         return SkuState.from_bytes(sku, raw) if raw is not None else SkuState(sku)
 
-    def _emit_desired(self, state: SkuState, source_ts: int | None, now: int, res: BatchResult) -> None:
+    def _emit_desired(
+        self, state: SkuState, source_ts: int | None, now: int, res: BatchResult
+    ) -> None:
         if not state.warehouses:
             return  # no stock fact yet: unknown is not zero, so nothing is sent
         listings = self.catalog.listings_for(state.sku)
@@ -232,12 +255,20 @@ class Processor:
             if state.emitted.get(lst.key) == qty:
                 continue
             state.emitted[lst.key] = qty
-            value = orjson.dumps({
-                "account": lst.channel, "listing": lst.listing, "listing_ref": lst.ref,
-                "sku": state.sku, "quantity": qty, "source_ts": source_ts, "computed_at": now,
-            })
-            res.outputs.append(Out(t.desired, self._desired_partition(lst.channel),
-                                   lst.key.encode(), value))
+            value = orjson.dumps(
+                {
+                    "account": lst.channel,
+                    "listing": lst.listing,
+                    "listing_ref": lst.ref,
+                    "sku": state.sku,
+                    "quantity": qty,
+                    "source_ts": source_ts,
+                    "computed_at": now,
+                }
+            )
+            res.outputs.append(
+                Out(t.desired, self._desired_partition(lst.channel), lst.key.encode(), value)
+            )
             res.counts["desired", "changed"] += 1
         for key in [k for k in state.emitted if k not in live]:
             del state.emitted[key]
@@ -249,8 +280,14 @@ class Processor:
         return partition_for(account, self.cfg.topics.desired_partitions)
 
     def _dead_letter(self, rec: Record, err: InvalidRecord, res: BatchResult, kind: str) -> None:
-        log.warning("record_dead_lettered", topic=rec.topic, partition=rec.partition,
-                    offset=rec.offset, code=err.code, reason=err.reason)
+        log.warning(
+            "record_dead_lettered",
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            code=err.code,
+            reason=err.reason,
+        )
         headers = dead_letter_headers(rec.topic, rec.partition, rec.offset, err.code, err.reason)
         res.outputs.append(Out(self.cfg.topics.dead_letter, 0, rec.key, rec.value, headers))
         res.counts[kind, "dead_lettered"] += 1

@@ -24,7 +24,8 @@ from collections.abc import Iterable, Sequence
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError as AioKafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from syncd import bus
@@ -89,7 +90,9 @@ class ComputeService:
             kind = self._kinds(tp)
             assert kind is not None
             self._to_restore.add(kind)
-        log.info("partitions_assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in assigned])
+        log.info(
+            "partitions_assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in assigned]
+        )
 
     def revoke(self, revoked: Sequence[TopicPartition]) -> None:
         assert self.processor is not None
@@ -126,8 +129,9 @@ class ComputeService:
         await self.catalog_reader.start()
         catalog_task = asyncio.create_task(self._read_catalog(), name="catalog-reader")
         try:
-            self.consumer.subscribe([t.stock, t.orders, t.order_lines, t.catalog],
-                                    listener=_Rebalance(self))
+            self.consumer.subscribe(
+                [t.stock, t.orders, t.order_lines, t.catalog], listener=_Rebalance(self)
+            )
             await self.consumer.start()
             await self._loop()
         finally:
@@ -137,8 +141,13 @@ class ComputeService:
             await self.catalog_reader.stop()
             await self.restorer.stop()
             await self.producer.stop()
-            log.info("compute_stopped", events=self.events, busy_seconds=round(self.busy_seconds, 3),
-                        restore_seconds=round(self.restore_seconds, 3), **_flat(self.counts))
+            log.info(
+                "compute_stopped",
+                events=self.events,
+                busy_seconds=round(self.busy_seconds, 3),
+                restore_seconds=round(self.restore_seconds, 3),
+                **_flat(self.counts),
+            )
         return self.counts
 
     async def _loop(self) -> None:
@@ -160,7 +169,9 @@ class ComputeService:
                 if time.monotonic() > next_sweep:
                     next_sweep = time.monotonic() + 60
                     async with self.lock:
-                        await self._write(self.processor.sweep_orders(self.cfg.compute.retention_ms))
+                        await self._write(
+                            self.processor.sweep_orders(self.cfg.compute.retention_ms)
+                        )
                 continue
             if first_batch is None:
                 first_batch = time.monotonic()
@@ -184,8 +195,13 @@ class ComputeService:
         for (topic, partition), group in by_tp.items():
             batch = self.producer.create_batch()
             for o in group:
-                if batch.append(key=o.key, value=o.value, timestamp=None, headers=o.headers or []) is None:
-                    futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+                if (
+                    batch.append(key=o.key, value=o.value, timestamp=None, headers=o.headers or [])
+                    is None
+                ):
+                    futures.append(
+                        await self.producer.send_batch(batch, topic, partition=partition)
+                    )
                     batch = self.producer.create_batch()
                     batch.append(key=o.key, value=o.value, timestamp=None, headers=o.headers or [])
             futures.append(await self.producer.send_batch(batch, topic, partition=partition))
@@ -237,8 +253,12 @@ class ComputeService:
             self.consumer.resume(*[tp for tp in resume if tp in mine])
         # Listings may have changed while nobody owned these partitions.
         self._dirty |= {s for s in self.catalog.skus() if self.processor.owns_sku(s)}
-        log.info("state_restored", partitions=sorted(f"{changelog[k]}/{p}" for k, p in pending),
-                 keys=sum(len(s) for s in states.values()), seconds=round(took, 3))
+        log.info(
+            "state_restored",
+            partitions=sorted(f"{changelog[k]}/{p}" for k, p in pending),
+            keys=sum(len(s) for s in states.values()),
+            seconds=round(took, 3),
+        )
 
     async def _caught_up(self) -> bool:
         if self._to_restore or self._dirty:
@@ -278,7 +298,9 @@ class ComputeService:
                     self._dirty |= self.catalog.apply(key, ev)
             if not self._catalog_ready.is_set():
                 positions = [await reader.position(tp) for tp in self._catalog_tps]
-                if all(pos >= ends[tp] for pos, tp in zip(positions, self._catalog_tps, strict=True)):
+                if all(
+                    pos >= ends[tp] for pos, tp in zip(positions, self._catalog_tps, strict=True)
+                ):
                     log.info("catalog_loaded", listings=len(self.catalog))
                     self._catalog_ready.set()
 

@@ -93,8 +93,9 @@ def format_inspect(view: dict[str, Any]) -> str:
         lines.append("  no state yet: no stock or order event has been applied for this SKU")
     on_hand = ", ".join(f"{w}={q}" for w, q in view["on_hand"].items()) or "none"
     lines.append(f"  on hand by warehouse: {on_hand}")
-    lines.append(f"  reserved (all warehouses): {view['reserved']} in {len(view['open_orders'])}"
-                 " open orders")
+    lines.append(
+        f"  reserved (all warehouses): {view['reserved']} in {len(view['open_orders'])} open orders"
+    )
     lines.append(f"  sales velocity: {view['velocity_per_hour']:.2f} units/hour")
     if not view["listings"]:
         lines.append("  no listing sells this SKU (catalog)")
@@ -114,6 +115,13 @@ async def listings(cfg: Config) -> list[dict[str, Any]]:
         if value is None:
             continue
         d = orjson.loads(value)
-        rows.append({"account": d["account"], "listing": d["listing_ref"], "sku": d["sku"],
-                     "desired": d["quantity"], "key": key.decode()})
+        rows.append(
+            {
+                "account": d["account"],
+                "listing": d["listing_ref"],
+                "sku": d["sku"],
+                "desired": d["quantity"],
+                "key": key.decode(),
+            }
+        )
     return sorted(rows, key=lambda r: (r["account"], r["listing"]))

@@ -75,8 +75,15 @@ def syncd_cmd(cfg_path: Path, *args: str) -> list[str]:
 
 def run_syncd(cfg_path: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(syncd_cmd(cfg_path, *args), capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=ROOT, check=False)
+    return subprocess.run(
+        syncd_cmd(cfg_path, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def sku_partition(sku: str, n: int) -> int:

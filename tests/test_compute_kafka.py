@@ -99,7 +99,7 @@ def desired_quantities(raw: dict[bytes, bytes]) -> dict[str, int]:
 
 
 async def test_pipeline_equals_in_memory_run_and_dead_letters(kafka_bootstrap: str, tmp_path: Path):
-    path, cfg = write_config(tmp_path, kafka_bootstrap)
+    _, cfg = write_config(tmp_path, kafka_bootstrap)
     await create_inputs(cfg)
     recs = sample.catalog(40) + list(sample.events(3000, 40, seed=3)) + sample.bad_records()
     await produce(cfg, recs)
@@ -124,11 +124,21 @@ async def test_pipeline_equals_in_memory_run_and_dead_letters(kafka_bootstrap: s
         assert int(headers["syncd.source.offset"]) >= 0
         assert headers["syncd.error.reason"]
     codes = sorted(dict(r.headers)["syncd.error.code"].decode() for r in dead)
-    assert {"not_json", "not_object", "missing_field", "wrong_type", "invalid_value",
-            "unknown_type", "bad_sku", "too_large"} <= set(codes)
+    assert {
+        "not_json",
+        "not_object",
+        "missing_field",
+        "wrong_type",
+        "invalid_value",
+        "unknown_type",
+        "bad_sku",
+        "too_large",
+    } <= set(codes)
 
 
-async def test_restart_restores_state_and_counts_nothing_twice(kafka_bootstrap: str, tmp_path: Path):
+async def test_restart_restores_state_and_counts_nothing_twice(
+    kafka_bootstrap: str, tmp_path: Path
+):
     """Second run over the same group: nothing is re-applied, state comes from the changelog."""
     path, cfg = write_config(tmp_path, kafka_bootstrap)
     await create_inputs(cfg)
@@ -186,8 +196,13 @@ async def test_sigkill_three_times_equals_uninterrupted_run(kafka_bootstrap: str
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     kills = 0
     for share in (0.2, 0.45, 0.7):
-        proc = subprocess.Popen(syncd_cmd(path, "run"), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        proc = subprocess.Popen(  # noqa: ASYNC220 - the test owns and kills this child
+            syncd_cmd(path, "run"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+        )
         deadline = time.monotonic() + 120
         try:
             while time.monotonic() < deadline:

@@ -205,31 +205,51 @@ def sandbox_class(platform: str) -> type[Sandbox]:
     """The :class:`Sandbox` subclass of ``platform`` (imported on first use)."""
     if platform == "shopee":
         from syncd.sandbox.shopee import ShopeeSandbox
+
         return ShopeeSandbox
     if platform == "lazada":
         from syncd.sandbox.lazada import LazadaSandbox
+
         return LazadaSandbox
     if platform == "wayfair":
         from syncd.sandbox.wayfair import WayfairSandbox
+
         return WayfairSandbox
     if platform == "shopify":
         from syncd.sandbox.shopify import ShopifySandbox
+
         return ShopifySandbox
     raise ValueError(f"unknown platform {platform!r}; one of {', '.join(PLATFORMS)}")
 
 
-async def start(platform: str, *, host: str = "127.0.0.1", port: int = 0,
-                rate_per_s: float | None = None, burst: int | None = None,
-                token_ttl_s: float | None = None, refresh_ttl_s: float | None = None,
-                bucket_size: float | None = None, restore_rate: float | None = None,
-                apply_delay_s: float | None = None) -> Sandbox:
+async def start(
+    platform: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    rate_per_s: float | None = None,
+    burst: int | None = None,
+    token_ttl_s: float | None = None,
+    refresh_ttl_s: float | None = None,
+    bucket_size: float | None = None,
+    restore_rate: float | None = None,
+    apply_delay_s: float | None = None,
+) -> Sandbox:
     """Start one platform sandbox on ``host:port`` (0 = a free port); see the package doc."""
     cls = sandbox_class(platform)
-    defaults = Limits(rate_per_s=rate_per_s, burst=burst,
-                      token_ttl_s=cls.default_token_ttl_s, refresh_ttl_s=cls.default_refresh_ttl_s)
-    for key, value in (("token_ttl_s", token_ttl_s), ("refresh_ttl_s", refresh_ttl_s),
-                       ("bucket_size", bucket_size), ("restore_rate", restore_rate),
-                       ("apply_delay_s", apply_delay_s)):
+    defaults = Limits(
+        rate_per_s=rate_per_s,
+        burst=burst,
+        token_ttl_s=cls.default_token_ttl_s,
+        refresh_ttl_s=cls.default_refresh_ttl_s,
+    )
+    for key, value in (
+        ("token_ttl_s", token_ttl_s),
+        ("refresh_ttl_s", refresh_ttl_s),
+        ("bucket_size", bucket_size),
+        ("restore_rate", restore_rate),
+        ("apply_delay_s", apply_delay_s),
+    ):
         if value is not None:
             setattr(defaults, key, float(value))
     return await cls(host=host, port=port, defaults=defaults).start()

@@ -22,15 +22,26 @@ import structlog
 
 from syncd.sandbox import PLATFORMS, Sandbox, start
 
-SERVER_KEYS = ("host", "port", "rate_per_s", "burst", "token_ttl_s", "refresh_ttl_s",
-               "bucket_size", "restore_rate", "apply_delay_s")
+SERVER_KEYS = (
+    "host",
+    "port",
+    "rate_per_s",
+    "burst",
+    "token_ttl_s",
+    "refresh_ttl_s",
+    "bucket_size",
+    "restore_rate",
+    "apply_delay_s",
+)
 
 
 def _configure_logging() -> None:
     structlog.configure(
-        processors=[structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    structlog.processors.JSONRenderer()],
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
 
@@ -66,8 +77,12 @@ async def start_from_config(config: dict[str, Any]) -> list[Sandbox]:
 async def run(config: dict[str, Any]) -> None:
     sandboxes = await start_from_config(config)
     for sb in sandboxes:
-        line = {"platform": sb.platform, "base_url": sb.base_url, "control_url": sb.control_url,
-                "accounts": {name: sb.credentials(name) for name in sb.accounts}}
+        line = {
+            "platform": sb.platform,
+            "base_url": sb.base_url,
+            "control_url": sb.control_url,
+            "accounts": {name: sb.credentials(name) for name in sb.accounts},
+        }
         sys.stdout.write(orjson.dumps(line).decode() + "\n")
     sys.stdout.flush()
     stop = asyncio.Event()
@@ -82,8 +97,9 @@ async def run(config: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m syncd.sandbox",
-                                     description="Run local marketplace sandboxes.")
+    parser = argparse.ArgumentParser(
+        prog="python -m syncd.sandbox", description="Run local marketplace sandboxes."
+    )
     parser.add_argument("--config", required=True, type=Path, help="sandbox TOML file")
     args = parser.parse_args(argv)
     _configure_logging()

@@ -43,8 +43,17 @@ log = structlog.get_logger("syncd.sandbox")
 PLATFORMS = ("shopee", "lazada", "wayfair", "shopify")
 
 COMMON_FAULTS = frozenset(
-    {"throttle", "http_error", "timeout", "slow", "platform_error",
-     "token_expired", "token_revoked", "refresh_fail", "unknown_listing"}
+    {
+        "throttle",
+        "http_error",
+        "timeout",
+        "slow",
+        "platform_error",
+        "token_expired",
+        "token_revoked",
+        "refresh_fail",
+        "unknown_listing",
+    }
 )
 """Faults every platform has; platform modules add their own."""
 
@@ -68,17 +77,21 @@ def request_id() -> str:
     return uuid.uuid4().hex
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
-                  ) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status,
-                        content_type="application/json", headers=headers)
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
 
 
 def gateway_page(status: int) -> web.Response:
     """The HTML error page a load balancer sends (not the platform's JSON)."""
     reason = GATEWAY_PAGES.get(status, "Error")
-    html = f"<html><head><title>{status} {reason}</title></head><body><center><h1>" \
-           f"{status} {reason}</h1></center></body></html>"
+    html = (
+        f"<html><head><title>{status} {reason}</title></head><body><center><h1>"
+        f"{status} {reason}</h1></center></body></html>"
+    )
     return web.Response(text=html, status=status, content_type="text/html")
 
 
@@ -101,8 +114,9 @@ class TokenBucket:
     ``currentlyAvailable``).
     """
 
-    def __init__(self, rate: float, capacity: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, capacity: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.capacity = capacity
         self._clock = clock
@@ -136,8 +150,13 @@ class Fault:
     params: dict[str, Any]
 
     def view(self) -> dict[str, Any]:
-        return {"id": self.id, "fault": self.name, "listing": self.listing,
-                "remaining": self.remaining, "params": self.params}
+        return {
+            "id": self.id,
+            "fault": self.name,
+            "listing": self.listing,
+            "remaining": self.remaining,
+            "params": self.params,
+        }
 
 
 @dataclass(slots=True)
@@ -218,8 +237,7 @@ class Account:
 
     # -- tokens ---------------------------------------------------------------
 
-    def grant(self, *, rotate_refresh: bool = True, new_refresh: bool = True
-              ) -> tuple[str, str]:
+    def grant(self, *, rotate_refresh: bool = True, new_refresh: bool = True) -> tuple[str, str]:
         """Issue a new access token (and, with ``new_refresh``, a new refresh token);
         older access tokens stay valid until their own expiry. ``rotate_refresh``
         drops the old refresh token (Shopee); without it the caller decides (Shopify
@@ -273,23 +291,31 @@ class Account:
             while t - self.times[lo] >= 1.0:
                 lo += 1
             best = max(best, hi - lo + 1)
-        return {"requests": len(self.times), "max_in_1s": best, "throttled": self.throttled,
-                "token_requests": self.token_requests, "refreshes": self.refreshes,
-                "by_path": dict(self.by_path), "last_quantity": dict(self.last_quantity),
-                "updates": dict(self.updates)}
+        return {
+            "requests": len(self.times),
+            "max_in_1s": best,
+            "throttled": self.throttled,
+            "token_requests": self.token_requests,
+            "refreshes": self.refreshes,
+            "by_path": dict(self.by_path),
+            "last_quantity": dict(self.last_quantity),
+            "updates": dict(self.updates),
+        }
 
     # -- faults ---------------------------------------------------------------
 
-    def find_fault(self, names: Iterable[str], listing: str | None = None,
-                   *, account_wide: bool = True) -> Fault | None:
+    def find_fault(
+        self, names: Iterable[str], listing: str | None = None, *, account_wide: bool = True
+    ) -> Fault | None:
         """First active fault named in ``names`` that applies (account-wide ones, or
         ones of ``listing``); does not consume it."""
         wanted = set(names)
         for f in self.faults:
             if f.name not in wanted:
                 continue
-            if (f.listing is None and account_wide) or (f.listing is not None
-                                                         and f.listing == listing):
+            if (f.listing is None and account_wide) or (
+                f.listing is not None and f.listing == listing
+            ):
                 return f
         return None
 
@@ -331,8 +357,13 @@ class Call:
                 found = acc.find_fault(names, key, account_wide=False)
         if found is not None and found not in self.fired:
             self.fired.append(found)
-            log.info("sandbox_fault_fired", account=acc.name, fault=found.name,
-                     listing=found.listing, fault_id=found.id)
+            log.info(
+                "sandbox_fault_fired",
+                account=acc.name,
+                fault=found.name,
+                listing=found.listing,
+                fault_id=found.id,
+            )
         return found
 
     def done(self) -> None:
@@ -362,14 +393,16 @@ class Sandbox:
     api_prefix: ClassVar[str] = ""
     cost_bucket: ClassVar[bool] = False
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
-                 defaults: Limits | None = None) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, defaults: Limits | None = None
+    ) -> None:
         if not _loopback(host) and host != "localhost":
             raise ValueError(f"sandboxes listen on loopback only, not {host!r}")
         self.host = host
         self.port = port
-        self.defaults = defaults or Limits(token_ttl_s=self.default_token_ttl_s,
-                                           refresh_ttl_s=self.default_refresh_ttl_s)
+        self.defaults = defaults or Limits(
+            token_ttl_s=self.default_token_ttl_s, refresh_ttl_s=self.default_refresh_ttl_s
+        )
         self.accounts: dict[str, Account] = {}
         self._runner: web.AppRunner | None = None
         self._log = log.bind(platform=self.platform)
@@ -443,14 +476,19 @@ class Sandbox:
 
     def listing_view(self, account: Account, listing: Listing) -> dict[str, Any]:
         listing.settle(time.monotonic())
-        return {"key": listing.key, "listing": listing.ident, "stock": listing.stock,
-                "shown": self.shown(account, listing),
-                "pending": [q for _, q in listing.pending]}
+        return {
+            "key": listing.key,
+            "listing": listing.ident,
+            "stock": listing.stock,
+            "shown": self.shown(account, listing),
+            "pending": [q for _, q in listing.pending],
+        }
 
     # -- the request pipeline -------------------------------------------------
 
-    async def admit(self, call: Call, path: str, cost: float = 1.0, *, limited: bool = True
-                    ) -> web.StreamResponse | None:
+    async def admit(
+        self, call: Call, path: str, cost: float = 1.0, *, limited: bool = True
+    ) -> web.StreamResponse | None:
         """Record the request, apply the rate limit (unless not ``limited``) and the
         request-level faults. Returns the answer to send instead, or None.
         """
@@ -550,27 +588,39 @@ class Sandbox:
         acc.rebuild_bucket(cost_bucket=self.cost_bucket)
         return acc.limits.view()
 
-    def inject(self, account: str, fault: str, listing: Mapping[str, Any] | None = None,
-               count: int | None = None, **params: Any) -> str:
+    def inject(
+        self,
+        account: str,
+        fault: str,
+        listing: Mapping[str, Any] | None = None,
+        count: int | None = None,
+        **params: Any,
+    ) -> str:
         acc = self.account(account)
         if fault not in self.faults:
-            raise ValueError(f"{self.platform} has no fault {fault!r}; "
-                             f"known: {sorted(self.faults)}")
+            raise ValueError(
+                f"{self.platform} has no fault {fault!r}; known: {sorted(self.faults)}"
+            )
         if count is not None and count < 1:
             raise ValueError("count must be at least 1 (or None: until cleared)")
         key = self.listing_key(acc, self.normalize_listing(acc, listing)) if listing else None
         f = Fault(uuid.uuid4().hex[:12], fault, key, count, dict(params))
         acc.faults.append(f)
-        self._log.info("sandbox_fault_injected", account=account, fault=fault, listing=key,
-                       count=count)
+        self._log.info(
+            "sandbox_fault_injected", account=account, fault=fault, listing=key, count=count
+        )
         return f.id
 
-    def clear(self, account: str, fault: str | None = None,
-              listing: Mapping[str, Any] | None = None) -> int:
+    def clear(
+        self, account: str, fault: str | None = None, listing: Mapping[str, Any] | None = None
+    ) -> int:
         acc = self.account(account)
         key = self.listing_key(acc, self.normalize_listing(acc, listing)) if listing else None
-        keep = [f for f in acc.faults if (fault is not None and f.name != fault)
-                or (key is not None and f.listing != key)]
+        keep = [
+            f
+            for f in acc.faults
+            if (fault is not None and f.name != fault) or (key is not None and f.listing != key)
+        ]
         removed = len(acc.faults) - len(keep)
         acc.faults = keep
         return removed
@@ -600,26 +650,52 @@ class Sandbox:
         p, a = "/_sandbox", "/_sandbox/accounts/{account}"
         ident = self._ident
         routes: list[tuple[str, str, ControlOp]] = [
-            ("GET", p, lambda _, b: {"platform": self.platform, "base_url": self.base_url,
-                                     "accounts": sorted(self.accounts)}),
+            (
+                "GET",
+                p,
+                lambda _, b: {
+                    "platform": self.platform,
+                    "base_url": self.base_url,
+                    "accounts": sorted(self.accounts),
+                },
+            ),
             ("POST", p + "/accounts", self._c_add_account),
             ("GET", a, lambda n, b: self.credentials(n)),
-            ("POST", a + "/listings", lambda n, b: {"key": self.add_listing(
-                n, ident(b), int(b.get("stock", 0)))}),
-            ("GET", a + "/stock", lambda n, b: {"listings": [
-                self.listing_view(self.account(n), li)
-                for li in self.account(n).listings.values()]}),
+            (
+                "POST",
+                a + "/listings",
+                lambda n, b: {"key": self.add_listing(n, ident(b), int(b.get("stock", 0)))},
+            ),
+            (
+                "GET",
+                a + "/stock",
+                lambda n, b: {
+                    "listings": [
+                        self.listing_view(self.account(n), li)
+                        for li in self.account(n).listings.values()
+                    ]
+                },
+            ),
             ("POST", a + "/stock", self._c_set_stock),
             ("POST", a + "/stock/get", lambda n, b: self.listing_state(n, ident(b))),
             ("POST", a + "/limits", lambda n, b: {"limits": self.set_limits(n, **b)}),
-            ("POST", a + "/expire_token", lambda n, b: self.expire_token(
-                n, bool(b.get("refresh", False)))),
+            (
+                "POST",
+                a + "/expire_token",
+                lambda n, b: self.expire_token(n, bool(b.get("refresh", False))),
+            ),
             ("GET", a + "/stats", lambda n, b: self.stats(n)),
-            ("GET", a + "/faults", lambda n, b: {"faults": [
-                f.view() for f in self.account(n).faults]}),
+            (
+                "GET",
+                a + "/faults",
+                lambda n, b: {"faults": [f.view() for f in self.account(n).faults]},
+            ),
             ("POST", a + "/faults", self._c_inject),
-            ("DELETE", a + "/faults", lambda n, b: {"cleared": self.clear(
-                n, b.get("fault"), b.get("listing"))}),
+            (
+                "DELETE",
+                a + "/faults",
+                lambda n, b: {"cleared": self.clear(n, b.get("fault"), b.get("listing"))},
+            ),
             ("POST", p + "/reset", lambda _, b: self.reset(bool(b.get("hard", False)))),
         ]
         for method, path, op in routes:
@@ -640,6 +716,7 @@ class Sandbox:
                 return json_response(op(request.match_info.get("account", ""), body))
             except (ValueError, TypeError) as e:
                 raise SandboxError(str(e)) from None
+
         return handler
 
     @staticmethod
@@ -663,7 +740,8 @@ class Sandbox:
         params = body.get("params") or {}
         if not isinstance(params, dict):
             raise SandboxError("'params' must be an object")
-        return {"id": self.inject(name, str(body.get("fault")), body.get("listing"),
-                                  body.get("count"), **params)}
-
-
+        return {
+            "id": self.inject(
+                name, str(body.get("fault")), body.get("listing"), body.get("count"), **params
+            )
+        }

@@ -83,14 +83,23 @@ MAX_SKUS = 50
 
 ERRORS: dict[str, tuple[str, str, str]] = {
     # name: (type, code, message)
-    "throttle": ("ISV", "ApiCallLimit",
-                 "The request frequency is too high, this ban will last {n} seconds"),
-    "e901": ("ISV", "E901",
-             "The request is too frequent, or the requested functionality is temporarily disabled"),
+    "throttle": (
+        "ISV",
+        "ApiCallLimit",
+        "The request frequency is too high, this ban will last {n} seconds",
+    ),
+    "e901": (
+        "ISV",
+        "E901",
+        "The request is too frequent, or the requested functionality is temporarily disabled",
+    ),
     "token": ("ISV", "IllegalAccessToken", "The specified access token is invalid or expired"),
     "refresh": ("ISV", "IllegalRefreshToken", "The specified refresh token is invalid or expired"),
-    "sign": ("ISV", "IncompleteSignature",
-             "The request signature does not conform to platform standards"),
+    "sign": (
+        "ISV",
+        "IncompleteSignature",
+        "The request signature does not conform to platform standards",
+    ),
     "timestamp": ("ISV", "InvalidTimestamp", "The timestamp is invalid or out of range"),
     "missing": ("ISV", "MISSING_PARAMETER", "Missing required parameter: {name}"),
     "format": ("ISV", "E005", "Invalid Request Format"),
@@ -107,8 +116,12 @@ UNPAID = "SellableQuantity cannot be less than {n} units withheld for unpaid ord
 
 def error(kind: str, detail: list[dict[str, Any]] | None = None, **fmt: Any) -> web.Response:
     etype, code, message = ERRORS[kind]
-    body: dict[str, Any] = {"type": etype, "code": code, "message": message.format(**fmt),
-                            "request_id": request_id()}
+    body: dict[str, Any] = {
+        "type": etype,
+        "code": code,
+        "message": message.format(**fmt),
+        "request_id": request_id(),
+    }
     if detail is not None:
         body["detail"] = detail
     return json_response(body)
@@ -119,8 +132,9 @@ def ok(data: Any) -> web.Response:
 
 
 def sign(app_secret: str, api_path: str, params: Mapping[str, str]) -> str:
-    base = api_path + "".join(f"{k}{params[k]}" for k in sorted(params)
-                              if k != "sign" and params[k] != "")
+    base = api_path + "".join(
+        f"{k}{params[k]}" for k in sorted(params) if k != "sign" and params[k] != ""
+    )
     return hmac.new(app_secret.encode(), base.encode(), hashlib.sha256).hexdigest().upper()
 
 
@@ -156,22 +170,32 @@ class LazadaSandbox(Sandbox):
 
     def make_account(self, name: str, fields: dict[str, Any], limits: Limits) -> Account:
         n = next(self._ids)
-        creds = {"app_key": str(fields.get("app_key") or n),
-                 "app_secret": str(fields.get("app_secret") or f"secret{n}" + "cd" * 12),
-                 "seller_id": str(fields.get("seller_id") or 1_000_000 + n)}
+        creds = {
+            "app_key": str(fields.get("app_key") or n),
+            "app_secret": str(fields.get("app_secret") or f"secret{n}" + "cd" * 12),
+            "seller_id": str(fields.get("seller_id") or 1_000_000 + n),
+        }
         acc = Account(name, creds, limits)
         acc.grant()
         return acc
 
     def account_credentials(self, account: Account) -> dict[str, Any]:
-        return {"base_url": self.base_url, **account.creds,
-                "access_token": account.access_token, "refresh_token": account.refresh_token,
-                "access_token_expires_at": account.access_expires_at()}
+        return {
+            "base_url": self.base_url,
+            **account.creds,
+            "access_token": account.access_token,
+            "refresh_token": account.refresh_token,
+            "access_token_expires_at": account.access_expires_at(),
+        }
 
     def normalize_listing(self, account: Account, ident: Mapping[str, Any]) -> dict[str, Any]:
         sku_id = ident.get("sku_id")
-        return {**ident, "item_id": str(ident.get("item_id")), "sku_id": str(sku_id),
-                "seller_sku": str(ident.get("seller_sku") or f"SKU-{sku_id}")}
+        return {
+            **ident,
+            "item_id": str(ident.get("item_id")),
+            "sku_id": str(sku_id),
+            "seller_sku": str(ident.get("seller_sku") or f"SKU-{sku_id}"),
+        }
 
     def listing_key(self, account: Account, ident: Mapping[str, Any]) -> str:
         sku_id = ident.get("sku_id")
@@ -179,8 +203,9 @@ class LazadaSandbox(Sandbox):
             raise SandboxError(f"lazada listing needs sku_id: {dict(ident)}")
         return str(sku_id)
 
-    def _find(self, acc: Account, item_id: str | None, sku_id: str | None,
-              seller_sku: str | None) -> Listing | None:
+    def _find(
+        self, acc: Account, item_id: str | None, sku_id: str | None, seller_sku: str | None
+    ) -> Listing | None:
         if seller_sku is not None and "  " in seller_sku:
             return None
         for li in acc.listings.values():
@@ -202,9 +227,14 @@ class LazadaSandbox(Sandbox):
     def platform_error_answer(self, call: Call) -> web.Response:
         params = call.answered_by.params if call.answered_by else {}
         etype, code, message = ERRORS["inner"]
-        return json_response({"type": params.get("type", etype), "code": params.get("code", code),
-                              "message": params.get("message", message),
-                              "request_id": request_id()})
+        return json_response(
+            {
+                "type": params.get("type", etype),
+                "code": params.get("code", code),
+                "message": params.get("message", message),
+                "request_id": request_id(),
+            }
+        )
 
     # -- auth ------------------------------------------------------------------
 
@@ -215,8 +245,9 @@ class LazadaSandbox(Sandbox):
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
         return params
 
-    def _check(self, acc: Account, request: web.Request, params: Mapping[str, str]
-               ) -> web.Response | None:
+    def _check(
+        self, acc: Account, request: web.Request, params: Mapping[str, str]
+    ) -> web.Response | None:
         for name in ("app_key", "timestamp", "sign_method", "sign"):
             if not params.get(name):
                 return error("missing", name=name)
@@ -225,7 +256,7 @@ class LazadaSandbox(Sandbox):
             return error("timestamp")
         if params["app_key"] != acc.creds["app_key"] or params["sign_method"] != "sha256":
             return error("sign")
-        want = sign(acc.creds["app_secret"], request.path[len(PREFIX):], params)
+        want = sign(acc.creds["app_secret"], request.path[len(PREFIX) :], params)
         if not hmac.compare_digest(want, params["sign"]):
             return error("sign")
         return None
@@ -236,8 +267,9 @@ class LazadaSandbox(Sandbox):
                 return acc
         return None
 
-    async def _seller_call(self, request: web.Request, params: dict[str, str],
-                           keys: list[str]) -> tuple[Call | None, web.StreamResponse | None]:
+    async def _seller_call(
+        self, request: web.Request, params: dict[str, str], keys: list[str]
+    ) -> tuple[Call | None, web.StreamResponse | None]:
         token = params.get("access_token")
         acc = self._by_token(token)
         if acc is None:
@@ -246,8 +278,9 @@ class LazadaSandbox(Sandbox):
         early = await self.admit(call, request.path)
         if early is None:
             early = self._check(acc, request, params)
-        if early is None and (call.fault("token_expired", "token_revoked")
-                              or acc.token_state(token) != "ok"):
+        if early is None and (
+            call.fault("token_expired", "token_revoked") or acc.token_state(token) != "ok"
+        ):
             early = error("token")
         return call, early
 
@@ -263,13 +296,20 @@ class LazadaSandbox(Sandbox):
             for el in root.iter("Sku") if root is not None else ():
                 if el.find("MultiWarehouseInventories") is not None:
                     malformed = True
-                skus.append((_text(el, "ItemId"), _text(el, "SkuId"), _text(el, "SellerSku"),
-                             _text(el, "SellableQuantity")))
+                skus.append(
+                    (
+                        _text(el, "ItemId"),
+                        _text(el, "SkuId"),
+                        _text(el, "SellerSku"),
+                        _text(el, "SellableQuantity"),
+                    )
+                )
         except ET.ParseError:
             malformed = True
         listings = [self._find(acc, i, s, ss) if acc else None for i, s, ss, _ in skus]
-        call, early = await self._seller_call(request, params,
-                                              [li.key for li in listings if li is not None])
+        call, early = await self._seller_call(
+            request, params, [li.key for li in listings if li is not None]
+        )
         if call is None or early is not None:
             if call is not None:
                 call.done()
@@ -288,8 +328,12 @@ class LazadaSandbox(Sandbox):
         finally:
             call.done()
 
-    def _apply(self, call: Call, skus: list[tuple[str | None, str | None, str | None, str | None]],
-               listings: list[Listing | None]) -> web.Response:
+    def _apply(
+        self,
+        call: Call,
+        skus: list[tuple[str | None, str | None, str | None, str | None]],
+        listings: list[Listing | None],
+    ) -> web.Response:
         acc = call.account
         detail: list[dict[str, Any]] = []
         for (_, sku_id, seller_sku, raw_qty), li in zip(skus, listings, strict=True):
@@ -299,9 +343,15 @@ class LazadaSandbox(Sandbox):
                 acc.received(li.key if li else str(sku_id or seller_sku), qty)
             message = self._refusal(call, li, qty)
             if message is not None:
-                detail.append({"field": "SellerSku" if message == "SELLER_SKU_INVALID"
-                               else "SellableQuantity", "seller_sku": shown_sku,
-                               "message": message})
+                detail.append(
+                    {
+                        "field": "SellerSku"
+                        if message == "SELLER_SKU_INVALID"
+                        else "SellableQuantity",
+                        "seller_sku": shown_sku,
+                        "message": message,
+                    }
+                )
             elif li is not None and qty is not None:
                 li.stock = qty
         return error("batch", detail) if detail else ok({})
@@ -335,9 +385,14 @@ class LazadaSandbox(Sandbox):
             rows = [li for li in rows if not call.fault("unknown_listing", listing=li.key)]
             if not rows:
                 return error("not_found")
-            return ok({"item_id": int(rows[0].ident["item_id"]) if rows[0].ident["item_id"]
-                       .isdigit() else rows[0].ident["item_id"],
-                       "skus": [self._sku_view(call, li) for li in rows]})
+            return ok(
+                {
+                    "item_id": int(rows[0].ident["item_id"])
+                    if rows[0].ident["item_id"].isdigit()
+                    else rows[0].ident["item_id"],
+                    "skus": [self._sku_view(call, li) for li in rows],
+                }
+            )
         finally:
             call.done()
 
@@ -348,22 +403,35 @@ class LazadaSandbox(Sandbox):
         locked = int(reserved.params.get("quantity", 0)) if reserved else 0
         withheld = int(unpaid.params.get("quantity", 0)) if unpaid else 0
         sku_id = li.ident["sku_id"]
-        return {"SkuId": int(sku_id) if sku_id.isdigit() else sku_id,
-                "SellerSku": li.ident["seller_sku"], "quantity": li.stock + withheld,
-                "Available": li.stock, "sellableQuantity": li.stock,
-                "multiWarehouseInventories": [{
-                    "warehouseCode": "dropshipping", "totalQuantity": li.stock + withheld,
-                    "sellableQuantity": li.stock, "occupyQuantity": 0,
-                    "withholdQuantity": withheld}],
-                "channelInventories": [{"name": "campaign", "sellableQuantity": locked}]
-                if locked else []}
+        return {
+            "SkuId": int(sku_id) if sku_id.isdigit() else sku_id,
+            "SellerSku": li.ident["seller_sku"],
+            "quantity": li.stock + withheld,
+            "Available": li.stock,
+            "sellableQuantity": li.stock,
+            "multiWarehouseInventories": [
+                {
+                    "warehouseCode": "dropshipping",
+                    "totalQuantity": li.stock + withheld,
+                    "sellableQuantity": li.stock,
+                    "occupyQuantity": 0,
+                    "withholdQuantity": withheld,
+                }
+            ],
+            "channelInventories": [{"name": "campaign", "sellableQuantity": locked}]
+            if locked
+            else [],
+        }
 
     async def refresh(self, request: web.Request) -> web.StreamResponse:
         params = await self._params(request)
         acc = self._by_token(params.get("refresh_token"), refresh=True)
         if acc is None:
-            return error("missing", name="refresh_token") if not params.get("refresh_token") \
+            return (
+                error("missing", name="refresh_token")
+                if not params.get("refresh_token")
                 else error("refresh")
+            )
         call = Call(acc)
         try:
             early = await self.admit(call, request.path)
@@ -371,25 +439,47 @@ class LazadaSandbox(Sandbox):
                 early = self._check(acc, request, params)
             if early is not None:
                 return early
-            if call.fault("refresh_fail", "token_revoked") \
-                    or acc.refresh_state(params["refresh_token"]) != "ok":
+            if (
+                call.fault("refresh_fail", "token_revoked")
+                or acc.refresh_state(params["refresh_token"]) != "ok"
+            ):
                 return error("refresh")
             acc.refreshes += 1
             acc.token_requests += 1
             access, refresh = acc.grant(new_refresh=False)
             left = max(0, int(acc.refresh[refresh] - time.time()))
-            return json_response({
-                "access_token": access, "refresh_token": refresh,
-                "expires_in": int(acc.limits.token_ttl_s), "refresh_expires_in": left,
-                "country": "sg", "account_platform": "seller_center", "account": acc.name,
-                "country_user_info": [{"country": "sg", "seller_id": acc.creds["seller_id"],
-                                       "user_id": acc.creds["seller_id"], "short_code": "SG"}],
-                "code": "0", "request_id": request_id()})
+            return json_response(
+                {
+                    "access_token": access,
+                    "refresh_token": refresh,
+                    "expires_in": int(acc.limits.token_ttl_s),
+                    "refresh_expires_in": left,
+                    "country": "sg",
+                    "account_platform": "seller_center",
+                    "account": acc.name,
+                    "country_user_info": [
+                        {
+                            "country": "sg",
+                            "seller_id": acc.creds["seller_id"],
+                            "user_id": acc.creds["seller_id"],
+                            "short_code": "SG",
+                        }
+                    ],
+                    "code": "0",
+                    "request_id": request_id(),
+                }
+            )
         finally:
             call.done()
 
 
 def _custom(params: Mapping[str, Any], kind: str) -> web.Response:
     etype, code, message = ERRORS[kind]
-    return json_response({"type": params.get("type", etype), "code": params.get("code", code),
-                          "message": params.get("message", message), "request_id": request_id()})
+    return json_response(
+        {
+            "type": params.get("type", etype),
+            "code": params.get("code", code),
+            "message": params.get("message", message),
+            "request_id": request_id(),
+        }
+    )

@@ -100,16 +100,23 @@ RESERVED_SHAPES: dict[str, tuple[str, str]] = {
     "failure_list": ("", "Total stock must be more than reserved stock."),
     "error_param": ("error_param", "Can not update item with stock less than reserved stock"),
     "error_auth": ("error_auth", "Stock should be larger than reserved stock."),
-    "promotion": ("error_promotion_cantnot_update_stock",
-                  "Cannot change stock when item is under promotion."),
+    "promotion": (
+        "error_promotion_cantnot_update_stock",
+        "Cannot change stock when item is under promotion.",
+    ),
 }
 UNPAID = "Stock can not be less than {n} because of unpaid orders."
 
 
-def answer(error: str = "", message: str = "", response: Any = None,
-           status: int | None = None) -> web.Response:
-    body: dict[str, Any] = {"request_id": request_id(), "error": error, "message": message,
-                            "warning": ""}
+def answer(
+    error: str = "", message: str = "", response: Any = None, status: int | None = None
+) -> web.Response:
+    body: dict[str, Any] = {
+        "request_id": request_id(),
+        "error": error,
+        "message": message,
+        "warning": "",
+    }
     if response is not None:
         body["response"] = response
     return json_response(body, status if status is not None else HTTP_STATUS.get(error, 200))
@@ -148,24 +155,33 @@ class ShopeeSandbox(Sandbox):
 
     def make_account(self, name: str, fields: dict[str, Any], limits: Limits) -> Account:
         shop_id = int(fields.get("shop_id") or next(self._ids))
-        creds = {"partner_id": int(fields.get("partner_id") or 2_000_000 + shop_id % 100_000),
-                 "partner_key": str(fields.get("partner_key") or f"key-{shop_id}-" + "ab" * 16),
-                 "shop_id": shop_id}
+        creds = {
+            "partner_id": int(fields.get("partner_id") or 2_000_000 + shop_id % 100_000),
+            "partner_key": str(fields.get("partner_key") or f"key-{shop_id}-" + "ab" * 16),
+            "shop_id": shop_id,
+        }
         acc = Account(name, creds, limits)
         acc.grant()
         acc.codes.add(f"code-{shop_id}-{int(time.time())}")
         return acc
 
     def account_credentials(self, account: Account) -> dict[str, Any]:
-        return {"base_url": self.base_url, **account.creds,
-                "access_token": account.access_token, "refresh_token": account.refresh_token,
-                "access_token_expires_at": account.access_expires_at(),
-                "code": next(iter(account.codes), None)}
+        return {
+            "base_url": self.base_url,
+            **account.creds,
+            "access_token": account.access_token,
+            "refresh_token": account.refresh_token,
+            "access_token_expires_at": account.access_expires_at(),
+            "code": next(iter(account.codes), None),
+        }
 
     def normalize_listing(self, account: Account, ident: Mapping[str, Any]) -> dict[str, Any]:
         item, model = _int(ident.get("item_id")), _int(ident.get("model_id") or 0)
-        return {**ident, "item_id": ident.get("item_id") if item is None else item,
-                "model_id": ident.get("model_id") if model is None else model}
+        return {
+            **ident,
+            "item_id": ident.get("item_id") if item is None else item,
+            "model_id": ident.get("model_id") if model is None else model,
+        }
 
     def listing_key(self, account: Account, ident: Mapping[str, Any]) -> str:
         item, model = _int(ident.get("item_id")), _int(ident.get("model_id") or 0)
@@ -191,13 +207,13 @@ class ShopeeSandbox(Sandbox):
     def platform_error_answer(self, call: Call) -> web.Response:
         params = call.answered_by.params if call.answered_by else {}
         error = str(params.get("error", INNER[0]))
-        return answer(error, str(params.get("message", INNER[1])),
-                      status=params.get("status"))
+        return answer(error, str(params.get("message", INNER[1])), status=params.get("status"))
 
     # -- auth ------------------------------------------------------------------
 
-    async def _shop_call(self, request: web.Request, keys: list[str] | None
-                         ) -> tuple[Call, web.StreamResponse | None]:
+    async def _shop_call(
+        self, request: web.Request, keys: list[str] | None
+    ) -> tuple[Call, web.StreamResponse | None]:
         """Identify the shop, admit the request and check the shop-API signature."""
         q = request.query
         acc = self._by_shop(_int(q.get("shop_id")))
@@ -247,8 +263,9 @@ class ShopeeSandbox(Sandbox):
         finally:
             call.done()
 
-    def _apply(self, call: Call, item_id: int, entries: list[tuple[int | None, Any]]
-               ) -> web.Response:
+    def _apply(
+        self, call: Call, item_id: int, entries: list[tuple[int | None, Any]]
+    ) -> web.Response:
         acc = call.account
         f = call.fault("vacation")
         if f is not None:
@@ -261,12 +278,16 @@ class ShopeeSandbox(Sandbox):
         quantities: list[tuple[int, int | None]] = []
         for model_id, seller_stock in entries:
             qty = None
-            if isinstance(seller_stock, list) and len(seller_stock) == 1 \
-                    and isinstance(seller_stock[0], dict):
+            if (
+                isinstance(seller_stock, list)
+                and len(seller_stock) == 1
+                and isinstance(seller_stock[0], dict)
+            ):
                 qty = _int(seller_stock[0].get("stock"))
             if model_id is None or model_id in seen:
-                return answer("error_param", "Repeat model_id." if model_id in seen
-                              else "Wrong model_id.")
+                return answer(
+                    "error_param", "Repeat model_id." if model_id in seen else "Wrong model_id."
+                )
             seen.add(model_id)
             quantities.append((model_id, qty))
         for model_id, qty in quantities:  # whole-call refusals first
@@ -275,8 +296,11 @@ class ShopeeSandbox(Sandbox):
                 acc.received(key, qty)
             r = call.fault("reserved", listing=key)
             shape = str(r.params.get("shape", "failure_list")) if r else ""
-            if r is not None and shape != "failure_list" and (
-                    shape == "promotion" or (qty or 0) < int(r.params.get("quantity", 0))):
+            if (
+                r is not None
+                and shape != "failure_list"
+                and (shape == "promotion" or (qty or 0) < int(r.params.get("quantity", 0)))
+            ):
                 code, msg = RESERVED_SHAPES.get(shape, RESERVED_SHAPES["error_param"])
                 return answer(code, msg)
         success: list[dict[str, Any]] = []
@@ -292,12 +316,16 @@ class ShopeeSandbox(Sandbox):
             else:
                 failure.append({"model_id": model_id, "failed_reason": reason})
                 top_error = top_error or err
-        message = "Update stock failed, please check failure_list for detailed reason" \
-            if top_error else ""
+        message = (
+            "Update stock failed, please check failure_list for detailed reason"
+            if top_error
+            else ""
+        )
         return answer(top_error, message, {"success_list": success, "failure_list": failure})
 
-    def _refusal(self, call: Call, key: str, listing: Listing | None, qty: int | None
-                 ) -> tuple[str | None, str]:
+    def _refusal(
+        self, call: Call, key: str, listing: Listing | None, qty: int | None
+    ) -> tuple[str | None, str]:
         """(failed_reason, top-level error) for one model, or (None, "")."""
         if listing is None or call.fault("unknown_listing", listing=key):
             return MODEL_NOT_FOUND, ""
@@ -305,24 +333,27 @@ class ShopeeSandbox(Sandbox):
             return f"Stock should be within 0-{MAX_STOCK}", ""
         f = call.fault("failure_list", listing=key)
         if f is not None:
-            return str(f.params.get("reason", "Update stock failed.")), str(f.params.get("error",
-                                                                                         ""))
+            return str(f.params.get("reason", "Update stock failed.")), str(
+                f.params.get("error", "")
+            )
         f = call.fault("reserved", listing=key)
         if f is not None and qty < int(f.params.get("quantity", 0)):
             return RESERVED_SHAPES["failure_list"][1], str(f.params.get("error", ""))
         f = call.fault("unpaid_min", listing=key)
         if f is not None and qty < int(f.params.get("quantity", 0)):
-            return UNPAID.format(n=int(f.params.get("quantity", 0))), str(f.params.get("error",
-                                                                                         ""))
+            return UNPAID.format(n=int(f.params.get("quantity", 0))), str(f.params.get("error", ""))
         return None, ""
 
     def _stock_info(self, call: Call, listing: Listing) -> dict[str, Any]:
         reserved = self._reserved(call, listing.key)
-        return {"summary_info": {"total_reserved_stock": reserved,
-                                 "total_available_stock": max(0, listing.stock - reserved)},
-                "seller_stock": [{"location_id": "", "stock": listing.stock,
-                                  "if_saleable": True}],
-                "shopee_stock": []}
+        return {
+            "summary_info": {
+                "total_reserved_stock": reserved,
+                "total_available_stock": max(0, listing.stock - reserved),
+            },
+            "seller_stock": [{"location_id": "", "stock": listing.stock, "if_saleable": True}],
+            "shopee_stock": [],
+        }
 
     async def get_model_list(self, request: web.Request) -> web.StreamResponse:
         item_id = _int(request.query.get("item_id"))
@@ -334,11 +365,15 @@ class ShopeeSandbox(Sandbox):
         ok = [i for i in ids if i is not None]
         return await self._read(request, ok if ok and len(ok) == len(ids) else None, False)
 
-    async def _read(self, request: web.Request, ids: list[int] | None, models: bool
-                    ) -> web.StreamResponse:
+    async def _read(
+        self, request: web.Request, ids: list[int] | None, models: bool
+    ) -> web.StreamResponse:
         acc = self._by_shop(_int(request.query.get("shop_id")))
-        keys = [k for k, li in acc.listings.items() if li.ident["item_id"] in (ids or [])] \
-            if acc else []
+        keys = (
+            [k for k, li in acc.listings.items() if li.ident["item_id"] in (ids or [])]
+            if acc
+            else []
+        )
         try:
             call, early = await self._shop_call(request, keys)
         except _Refuse as r:
@@ -347,24 +382,38 @@ class ShopeeSandbox(Sandbox):
             if early is not None:
                 return early
             if not ids or len(ids) > 50:
-                return answer("error_param", "item_id is invalid" if models
-                              else "item_id_list must have 1-50 ids")
-            listings = [li for li in call.account.listings.values()
-                        if li.ident["item_id"] in ids]
+                return answer(
+                    "error_param",
+                    "item_id is invalid" if models else "item_id_list must have 1-50 ids",
+                )
+            listings = [li for li in call.account.listings.values() if li.ident["item_id"] in ids]
             if models:
                 if not listings:
                     return answer(*NOT_FOUND)
-                return answer(response={"tier_variation": [], "model": [
-                    {"model_id": li.ident["model_id"], "model_sku": str(li.ident.get("sku", "")),
-                     "stock_info_v2": self._stock_info(call, li)}
-                    for li in listings if li.ident["model_id"] != 0]})
+                return answer(
+                    response={
+                        "tier_variation": [],
+                        "model": [
+                            {
+                                "model_id": li.ident["model_id"],
+                                "model_sku": str(li.ident.get("sku", "")),
+                                "stock_info_v2": self._stock_info(call, li),
+                            }
+                            for li in listings
+                            if li.ident["model_id"] != 0
+                        ],
+                    }
+                )
             items = []
             for item_id in ids:
                 rows = [li for li in listings if li.ident["item_id"] == item_id]
                 if not rows:
                     continue
-                entry: dict[str, Any] = {"item_id": item_id, "item_status": "NORMAL",
-                                         "has_model": any(li.ident["model_id"] for li in rows)}
+                entry: dict[str, Any] = {
+                    "item_id": item_id,
+                    "item_status": "NORMAL",
+                    "has_model": any(li.ident["model_id"] for li in rows),
+                }
                 if not entry["has_model"]:
                     entry["stock_info_v2"] = self._stock_info(call, rows[0])
                 items.append(entry)
@@ -405,15 +454,22 @@ class ShopeeSandbox(Sandbox):
                     return answer("error_auth", "Invalid code.")
                 acc.codes.discard(code)
             else:
-                if call.fault("refresh_fail", "token_revoked") \
-                        or acc.refresh_state(str(body.get("refresh_token", ""))) != "ok":
+                if (
+                    call.fault("refresh_fail", "token_revoked")
+                    or acc.refresh_state(str(body.get("refresh_token", ""))) != "ok"
+                ):
                     return answer(*BAD_REFRESH)
                 acc.refreshes += 1
             acc.token_requests += 1
             access, refresh = acc.grant(rotate_refresh=True)
-            reply = {"request_id": request_id(), "error": "", "message": "",
-                     "access_token": access, "refresh_token": refresh,
-                     "expire_in": int(acc.limits.token_ttl_s)}
+            reply = {
+                "request_id": request_id(),
+                "error": "",
+                "message": "",
+                "access_token": access,
+                "refresh_token": refresh,
+                "expire_in": int(acc.limits.token_ttl_s),
+            }
             if exchange:
                 reply["shop_id_list"] = [acc.creds["shop_id"]]
             else:
@@ -422,8 +478,9 @@ class ShopeeSandbox(Sandbox):
         finally:
             call.done()
 
-    def _check_common(self, acc: Account, request: web.Request, base_extra: str
-                      ) -> web.Response | None:
+    def _check_common(
+        self, acc: Account, request: web.Request, base_extra: str
+    ) -> web.Response | None:
         q = request.query
         partner_id, ts, got = _int(q.get("partner_id")), _int(q.get("timestamp")), q.get("sign")
         if partner_id is None or ts is None or not got:

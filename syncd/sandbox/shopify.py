@@ -73,15 +73,40 @@ MAX_QUANTITY = 1_000_000_000
 MUTATION_COST = 10
 ITEM_GID = "gid://shopify/InventoryItem/"
 LOCATION_GID = "gid://shopify/Location/"
-REASONS = frozenset({
-    "correction", "cycle_count_available", "damaged", "movement_canceled", "movement_created",
-    "movement_received", "movement_updated", "other", "promotion", "quality_control", "received",
-    "reservation_created", "reservation_deleted", "reservation_updated", "restock",
-    "safety_stock", "shrinkage"})
-QUANTITY_NAMES = ("available", "on_hand", "committed", "reserved", "incoming", "damaged",
-                  "safety_stock", "quality_control")
-BAD_TOKEN = {"errors": "[API] Invalid API key or access token "
-                       "(unrecognized login or wrong password)"}
+REASONS = frozenset(
+    {
+        "correction",
+        "cycle_count_available",
+        "damaged",
+        "movement_canceled",
+        "movement_created",
+        "movement_received",
+        "movement_updated",
+        "other",
+        "promotion",
+        "quality_control",
+        "received",
+        "reservation_created",
+        "reservation_deleted",
+        "reservation_updated",
+        "restock",
+        "safety_stock",
+        "shrinkage",
+    }
+)
+QUANTITY_NAMES = (
+    "available",
+    "on_hand",
+    "committed",
+    "reserved",
+    "incoming",
+    "damaged",
+    "safety_stock",
+    "quality_control",
+)
+BAD_TOKEN = {
+    "errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"
+}
 
 SET_RE = re.compile(r"inventorySetQuantities\s*\(\s*input\s*:\s*\$(\w+)\s*\)")
 IDEMPOTENT_RE = re.compile(r"@idempotent\s*\(\s*key\s*:\s*(?:\"([^\"]*)\"|\$(\w+))\s*\)")
@@ -98,10 +123,8 @@ USER_ERRORS = {
     "INVALID_QUANTITY_NEGATIVE": "The quantity can't be negative.",
     "INVALID_QUANTITY_TOO_HIGH": "The quantity can't be higher than 1,000,000,000.",
     "CHANGE_FROM_QUANTITY_STALE": "The changeFromQuantity doesn't match the current quantity.",
-    "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR":
-        "The combination of inventoryItemId and locationId must be unique.",
-    "IDEMPOTENCY_KEY_PARAMETER_MISMATCH":
-        "The same idempotency key was used with different parameters.",
+    "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR": "The combination of inventoryItemId and locationId must be unique.",
+    "IDEMPOTENCY_KEY_PARAMETER_MISMATCH": "The same idempotency key was used with different parameters.",
 }
 
 
@@ -141,23 +164,34 @@ class ShopifySandbox(Sandbox):
         shop = str(fields.get("shop") or name)
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", shop):
             raise SandboxError(f"shopify shop name must be a slug: {shop!r}")
-        creds = {"shop": shop, "api_version": str(fields.get("api_version") or VERSION),
-                 "client_id": str(fields.get("client_id") or f"client-{shop}"),
-                 "client_secret": str(fields.get("client_secret") or f"shpss_{shop}_" + "9f" * 8),
-                 "location_id": gid(LOCATION_GID, fields.get("location_id") or 1)}
+        creds = {
+            "shop": shop,
+            "api_version": str(fields.get("api_version") or VERSION),
+            "client_id": str(fields.get("client_id") or f"client-{shop}"),
+            "client_secret": str(fields.get("client_secret") or f"shpss_{shop}_" + "9f" * 8),
+            "location_id": gid(LOCATION_GID, fields.get("location_id") or 1),
+        }
         acc = Account(name, creds, limits)
         acc.grant()
         return acc
 
     def account_credentials(self, account: Account) -> dict[str, Any]:
-        return {"base_url": f"{self.root_url}/shops/{account.creds['shop']}", **account.creds,
-                "access_token": account.access_token, "refresh_token": account.refresh_token,
-                "access_token_expires_at": account.access_expires_at()}
+        return {
+            "base_url": f"{self.root_url}/shops/{account.creds['shop']}",
+            **account.creds,
+            "access_token": account.access_token,
+            "refresh_token": account.refresh_token,
+            "access_token_expires_at": account.access_expires_at(),
+        }
 
     def normalize_listing(self, account: Account, ident: Mapping[str, Any]) -> dict[str, Any]:
-        return {**ident, "inventory_item_id": gid(ITEM_GID, ident.get("inventory_item_id")),
-                "location_id": gid(LOCATION_GID, ident.get("location_id")
-                                   or account.creds["location_id"])}
+        return {
+            **ident,
+            "inventory_item_id": gid(ITEM_GID, ident.get("inventory_item_id")),
+            "location_id": gid(
+                LOCATION_GID, ident.get("location_id") or account.creds["location_id"]
+            ),
+        }
 
     def listing_key(self, account: Account, ident: Mapping[str, Any]) -> str:
         item = ident.get("inventory_item_id")
@@ -175,31 +209,59 @@ class ShopifySandbox(Sandbox):
     def _cost(self, acc: Account, cost: float) -> dict[str, Any]:
         bucket = acc.bucket
         level = bucket.level() if bucket else 0.0
-        return {"cost": {"requestedQueryCost": cost, "actualQueryCost": cost,
-                         "throttleStatus": {
-                             "maximumAvailable": float(bucket.capacity if bucket else 0),
-                             "currentlyAvailable": int(level),
-                             "restoreRate": float(bucket.rate if bucket else 0)}}}
+        return {
+            "cost": {
+                "requestedQueryCost": cost,
+                "actualQueryCost": cost,
+                "throttleStatus": {
+                    "maximumAvailable": float(bucket.capacity if bucket else 0),
+                    "currentlyAvailable": int(level),
+                    "restoreRate": float(bucket.rate if bucket else 0),
+                },
+            }
+        }
 
     def _answer(self, call: Call, body: dict[str, Any], cost: float) -> web.Response:
         body["extensions"] = self._cost(call.account, cost)
         return json_response(body)
 
     def throttle_answer(self, call: Call, retry_after_s: float) -> web.Response:
-        return self._answer(call, {"errors": [{
-            "message": "Throttled",
-            "extensions": {"code": "THROTTLED",
-                           "documentation": "https://shopify.dev/api/usage/rate-limits"}}]},
-            call.cost)
+        return self._answer(
+            call,
+            {
+                "errors": [
+                    {
+                        "message": "Throttled",
+                        "extensions": {
+                            "code": "THROTTLED",
+                            "documentation": "https://shopify.dev/api/usage/rate-limits",
+                        },
+                    }
+                ]
+            },
+            call.cost,
+        )
 
     def platform_error_answer(self, call: Call) -> web.Response:
         params = call.answered_by.params if call.answered_by else {}
         rid = request_id()
-        message = str(params.get("message", "Internal error. Looks like something went wrong "
-                                            f"on our end.\nRequest ID: {rid}"))
-        return json_response({"errors": [{"message": message, "extensions": {
-            "code": "INTERNAL_SERVER_ERROR", "requestId": rid}}]},
-            int(params.get("status", 200)))
+        message = str(
+            params.get(
+                "message",
+                f"Internal error. Looks like something went wrong on our end.\nRequest ID: {rid}",
+            )
+        )
+        return json_response(
+            {
+                "errors": [
+                    {
+                        "message": message,
+                        "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": rid},
+                    }
+                ]
+            },
+            int(params.get("status", 200)),
+        )
 
     # -- GraphQL ---------------------------------------------------------------
 
@@ -226,8 +288,15 @@ class ShopifySandbox(Sandbox):
             rows = inp.get("quantities") if isinstance(inp, dict) else None
             for q in rows if isinstance(rows, list) else []:
                 if isinstance(q, dict) and q.get("inventoryItemId"):
-                    keys.append(self.listing_key(acc, {"inventory_item_id": q["inventoryItemId"],
-                                                       "location_id": q.get("locationId")}))
+                    keys.append(
+                        self.listing_key(
+                            acc,
+                            {
+                                "inventory_item_id": q["inventoryItemId"],
+                                "location_id": q.get("locationId"),
+                            },
+                        )
+                    )
         call = Call(acc, keys)
         call.cost = cost
         try:
@@ -238,56 +307,123 @@ class ShopifySandbox(Sandbox):
                 return json_response(BAD_TOKEN, 401)
             self._used_access(acc, token)
             if not query:
-                return self._answer(call, {"errors": [{"message": "No query string was present"}]},
-                                    0)
+                return self._answer(
+                    call, {"errors": [{"message": "No query string was present"}]}, 0
+                )
             if set_m:
                 version = request.match_info["version"]
                 return self._set(call, query, variables, set_m.group(1), version, cost)
             if items and not query.lstrip().startswith("mutation"):
                 return self._read(call, query, items, variables, cost)
-            return self._answer(call, {"errors": [{
-                "message": "The sandbox knows inventorySetQuantities and "
-                           "inventoryItem { inventoryLevel { quantities } } only",
-                "extensions": {"code": "undefinedField"}}]}, cost)
+            return self._answer(
+                call,
+                {
+                    "errors": [
+                        {
+                            "message": "The sandbox knows inventorySetQuantities and "
+                            "inventoryItem { inventoryLevel { quantities } } only",
+                            "extensions": {"code": "undefinedField"},
+                        }
+                    ]
+                },
+                cost,
+            )
         finally:
             call.done()
 
-    def _set(self, call: Call, query: str, variables: Mapping[str, Any], var: str,
-             version: str, cost: float) -> web.Response:
+    def _set(
+        self,
+        call: Call,
+        query: str,
+        variables: Mapping[str, Any],
+        var: str,
+        version: str,
+        cost: float,
+    ) -> web.Response:
         acc = call.account
         strict = version >= "2026-04"
         idem = IDEMPOTENT_RE.search(query)
-        key = (idem.group(1) if idem.group(1) is not None else
-               str(variables.get(idem.group(2)) or "")) if idem else ""
+        key = (
+            (
+                idem.group(1)
+                if idem.group(1) is not None
+                else str(variables.get(idem.group(2)) or "")
+            )
+            if idem
+            else ""
+        )
         if strict and not key:
-            return self._answer(call, {"errors": [{
-                "message": "The @idempotent directive is required for this mutation but was "
-                           "not provided.", "extensions": {"code": "BAD_REQUEST"}}]}, cost)
+            return self._answer(
+                call,
+                {
+                    "errors": [
+                        {
+                            "message": "The @idempotent directive is required for this mutation but was "
+                            "not provided.",
+                            "extensions": {"code": "BAD_REQUEST"},
+                        }
+                    ]
+                },
+                cost,
+            )
         inp = variables.get(var)
         rows = inp.get("quantities") if isinstance(inp, dict) else None
-        if not isinstance(inp, dict) or not isinstance(rows, list) or not isinstance(
-                inp.get("reason"), str) or not all(isinstance(r, dict) for r in rows):
-            return self._answer(call, {"errors": [{
-                "message": f"Variable ${var} of type InventorySetQuantitiesInput! was provided "
-                           "invalid value", "extensions": {"code": "INVALID_VARIABLE"}}]}, cost)
+        if (
+            not isinstance(inp, dict)
+            or not isinstance(rows, list)
+            or not isinstance(inp.get("reason"), str)
+            or not all(isinstance(r, dict) for r in rows)
+        ):
+            return self._answer(
+                call,
+                {
+                    "errors": [
+                        {
+                            "message": f"Variable ${var} of type InventorySetQuantitiesInput! was provided "
+                            "invalid value",
+                            "extensions": {"code": "INVALID_VARIABLE"},
+                        }
+                    ]
+                },
+                cost,
+            )
         if len(rows) > MAX_INPUT:
-            return self._answer(call, {"errors": [{
-                "message": f"The input array size of {len(rows)} is greater than the maximum "
-                           f"allowed of {MAX_INPUT}.",
-                "extensions": {"code": "MAX_INPUT_SIZE_EXCEEDED"}}]}, cost)
+            return self._answer(
+                call,
+                {
+                    "errors": [
+                        {
+                            "message": f"The input array size of {len(rows)} is greater than the maximum "
+                            f"allowed of {MAX_INPUT}.",
+                            "extensions": {"code": "MAX_INPUT_SIZE_EXCEEDED"},
+                        }
+                    ]
+                },
+                cost,
+            )
         for i, row in enumerate(rows):
             if strict and "changeFromQuantity" not in row:
-                return self._answer(call, {"errors": [{
-                    "message": f"Variable ${var} of type InventorySetQuantitiesInput! was provided"
-                               f" invalid value for quantities.{i}: InventoryQuantityInput must "
-                               "include the following argument: changeFromQuantity",
-                    "extensions": {"code": "INVALID_FIELD_ARGUMENTS"}}]}, cost)
+                return self._answer(
+                    call,
+                    {
+                        "errors": [
+                            {
+                                "message": f"Variable ${var} of type InventorySetQuantitiesInput! was provided"
+                                f" invalid value for quantities.{i}: InventoryQuantityInput must "
+                                "include the following argument: changeFromQuantity",
+                                "extensions": {"code": "INVALID_FIELD_ARGUMENTS"},
+                            }
+                        ]
+                    },
+                    cost,
+                )
         fingerprint = orjson.dumps(inp, option=orjson.OPT_SORT_KEYS)
         if key and (acc.name, key) in self._idem:
             seen, result = self._idem[(acc.name, key)]
             if seen != fingerprint:
-                result = self._payload([self._user_error(
-                    "IDEMPOTENCY_KEY_PARAMETER_MISMATCH", ["input"])], None)
+                result = self._payload(
+                    [self._user_error("IDEMPOTENCY_KEY_PARAMETER_MISMATCH", ["input"])], None
+                )
             return self._answer(call, {"data": {"inventorySetQuantities": result}}, cost)
         result = self._apply(call, inp, rows)
         if key:
@@ -302,8 +438,9 @@ class ShopifySandbox(Sandbox):
     def _payload(errors: list[dict[str, Any]], group: dict[str, Any] | None) -> dict[str, Any]:
         return {"inventoryAdjustmentGroup": group, "userErrors": errors}
 
-    def _apply(self, call: Call, inp: Mapping[str, Any], rows: list[dict[str, Any]]
-               ) -> dict[str, Any]:
+    def _apply(
+        self, call: Call, inp: Mapping[str, Any], rows: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         acc = call.account
         errors: list[dict[str, Any]] = []
         name = inp.get("name")
@@ -348,39 +485,68 @@ class ShopifySandbox(Sandbox):
         out = []
         for key, qty in changes:
             listing = acc.listings[key]
-            out.append({"name": name, "delta": qty - listing.stock, "quantityAfterChange": qty,
-                        "item": {"id": listing.ident["inventory_item_id"]},
-                        "location": {"id": listing.ident["location_id"]}})
+            out.append(
+                {
+                    "name": name,
+                    "delta": qty - listing.stock,
+                    "quantityAfterChange": qty,
+                    "item": {"id": listing.ident["inventory_item_id"]},
+                    "location": {"id": listing.ident["location_id"]},
+                }
+            )
             listing.stock = qty
-        group = {"id": f"gid://shopify/InventoryAdjustmentGroup/{request_id()[:12]}",
-                 "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "reason": inp.get("reason"),
-                 "referenceDocumentUri": inp.get("referenceDocumentUri"), "changes": out}
+        group = {
+            "id": f"gid://shopify/InventoryAdjustmentGroup/{request_id()[:12]}",
+            "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "reason": inp.get("reason"),
+            "referenceDocumentUri": inp.get("referenceDocumentUri"),
+            "changes": out,
+        }
         return self._payload([], group)
 
-    def _read(self, call: Call, query: str, items: list[re.Match[str]],
-              variables: Mapping[str, Any], cost: float) -> web.Response:
+    def _read(
+        self,
+        call: Call,
+        query: str,
+        items: list[re.Match[str]],
+        variables: Mapping[str, Any],
+        cost: float,
+    ) -> web.Response:
         acc = call.account
         data: dict[str, Any] = {}
         for n, m in enumerate(items):
             end = items[n + 1].start() if n + 1 < len(items) else len(query)
-            chunk = query[m.end():end]
+            chunk = query[m.end() : end]
             level_m, names_m = LEVEL_RE.search(chunk), NAMES_RE.search(chunk)
             item = gid(ITEM_GID, _literal(m.group(2), variables))
             names = _literal(names_m.group(1), variables) if names_m else ["available"]
-            rows = [li for li in acc.listings.values() if li.ident["inventory_item_id"] == item
-                    and not call.account.find_fault(["unknown_listing"], li.key)]
+            rows = [
+                li
+                for li in acc.listings.values()
+                if li.ident["inventory_item_id"] == item
+                and not call.account.find_fault(["unknown_listing"], li.key)
+            ]
             node: dict[str, Any] | None = None
             if rows:
                 node = {"id": item}
                 if level_m:
                     location = gid(LOCATION_GID, _literal(level_m.group(1), variables))
                     hit = next((li for li in rows if li.ident["location_id"] == location), None)
-                    node["inventoryLevel"] = None if hit is None else {
-                        "id": f"gid://shopify/InventoryLevel/{hit.key}",
-                        "quantities": [{"name": q, "quantity": hit.stock
-                                        if q in ("available", "on_hand") else 0}
-                                       for q in names if q in QUANTITY_NAMES]}
+                    node["inventoryLevel"] = (
+                        None
+                        if hit is None
+                        else {
+                            "id": f"gid://shopify/InventoryLevel/{hit.key}",
+                            "quantities": [
+                                {
+                                    "name": q,
+                                    "quantity": hit.stock if q in ("available", "on_hand") else 0,
+                                }
+                                for q in names
+                                if q in QUANTITY_NAMES
+                            ],
+                        }
+                    )
             data[m.group(1) or "inventoryItem"] = node
         return self._answer(call, {"data": data}, cost)
 
@@ -410,15 +576,26 @@ class ShopifySandbox(Sandbox):
             if early is not None:
                 return early
             if form.get("client_id") != acc.creds["client_id"] or not hmac.compare_digest(
-                    form.get("client_secret", ""), acc.creds["client_secret"]):
-                return json_response({"error": "invalid_client",
-                                      "error_description": "Client authentication failed"}, 401)
+                form.get("client_secret", ""), acc.creds["client_secret"]
+            ):
+                return json_response(
+                    {
+                        "error": "invalid_client",
+                        "error_description": "Client authentication failed",
+                    },
+                    401,
+                )
             if form.get("grant_type") != "refresh_token":
                 return json_response({"error": "unsupported_grant_type"}, 400)
             old = form.get("refresh_token", "")
             if call.fault("refresh_fail", "token_revoked") or acc.refresh_state(old) != "ok":
-                return json_response({"error": "invalid_grant", "error_description":
-                                      "The refresh token is invalid, expired or revoked"}, 400)
+                return json_response(
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "The refresh token is invalid, expired or revoked",
+                    },
+                    400,
+                )
             grace = self._grace.get(acc.name)
             if grace is not None and grace[0] == old:
                 acc.refresh.pop(acc.refresh_token, None)  # the unused replacement
@@ -428,10 +605,14 @@ class ShopifySandbox(Sandbox):
             acc.token_requests += 1
             access, refresh = acc.grant(rotate_refresh=False)
             self._grace[acc.name] = (old, access)
-            return json_response({
-                "access_token": access, "expires_in": int(acc.limits.token_ttl_s),
-                "refresh_token": refresh,
-                "refresh_token_expires_in": int(acc.limits.refresh_ttl_s),
-                "scope": "read_inventory,write_inventory"})
+            return json_response(
+                {
+                    "access_token": access,
+                    "expires_in": int(acc.limits.token_ttl_s),
+                    "refresh_token": refresh,
+                    "refresh_token_expires_in": int(acc.limits.refresh_ttl_s),
+                    "scope": "read_inventory,write_inventory",
+                }
+            )
         finally:
             call.done()

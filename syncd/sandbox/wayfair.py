@@ -75,12 +75,22 @@ SAVE_RE = re.compile(r"\binventory\s*\{\s*save\s*\(", re.S)
 FEED_RE = re.compile(r"feedKind\s*:\s*(\$?\w+)")
 READ_RE = re.compile(r"\binventory\s*\(([^)]*)\)\s*\{([^}]*)\}", re.S)
 LIMIT_RE = re.compile(r"limit\s*:\s*(\$?\w+)")
-READ_FIELDS = ("supplierPartNumber", "quantityOnHand", "quantityBackordered", "quantityOnOrder",
-               "discontinued", "itemNextAvailabilityDate")
+READ_FIELDS = (
+    "supplierPartNumber",
+    "quantityOnHand",
+    "quantityBackordered",
+    "quantityOnOrder",
+    "discontinued",
+    "itemNextAvailabilityDate",
+)
 
 
-def gql_errors(message: str, code: str | None = None, status: int = 200,
-               headers: Mapping[str, str] | None = None) -> web.Response:
+def gql_errors(
+    message: str,
+    code: str | None = None,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
     err: dict[str, Any] = {"message": message}
     if code:
         err["extensions"] = {"code": code}
@@ -107,21 +117,29 @@ class WayfairSandbox(Sandbox):
 
     def make_account(self, name: str, fields: dict[str, Any], limits: Limits) -> Account:
         n = next(self._ids)
-        creds = {"client_id": str(fields.get("client_id") or f"wf-client-{n}"),
-                 "client_secret": str(fields.get("client_secret") or f"wf-secret-{n}-" + "ef" * 8),
-                 "audience": str(fields.get("audience") or AUDIENCE),
-                 "supplier_id": int(fields.get("supplier_id") or n)}
+        creds = {
+            "client_id": str(fields.get("client_id") or f"wf-client-{n}"),
+            "client_secret": str(fields.get("client_secret") or f"wf-secret-{n}-" + "ef" * 8),
+            "audience": str(fields.get("audience") or AUDIENCE),
+            "supplier_id": int(fields.get("supplier_id") or n),
+        }
         return Account(name, creds, limits)
 
     def account_credentials(self, account: Account) -> dict[str, Any]:
-        return {"base_url": self.base_url, "token_url": self.base_url + TOKEN, **account.creds,
-                "access_token": account.access_token or None,
-                "access_token_expires_at": account.access_expires_at() or None}
+        return {
+            "base_url": self.base_url,
+            "token_url": self.base_url + TOKEN,
+            **account.creds,
+            "access_token": account.access_token or None,
+            "access_token_expires_at": account.access_expires_at() or None,
+        }
 
     def normalize_listing(self, account: Account, ident: Mapping[str, Any]) -> dict[str, Any]:
-        return {**ident, "supplier_id": int(ident.get("supplier_id")
-                                            or account.creds["supplier_id"]),
-                "supplier_part_number": str(ident.get("supplier_part_number", ""))}
+        return {
+            **ident,
+            "supplier_id": int(ident.get("supplier_id") or account.creds["supplier_id"]),
+            "supplier_part_number": str(ident.get("supplier_part_number", "")),
+        }
 
     def listing_key(self, account: Account, ident: Mapping[str, Any]) -> str:
         part = ident.get("supplier_part_number")
@@ -138,18 +156,25 @@ class WayfairSandbox(Sandbox):
 
     def throttle_answer(self, call: Call, retry_after_s: float) -> web.Response:
         wait = max(1, math.ceil(retry_after_s))
-        return json_response({"errors": [{"message": "Too Many Requests"}]}, 429,
-                             {"Retry-After": str(wait)})
+        return json_response(
+            {"errors": [{"message": "Too Many Requests"}]}, 429, {"Retry-After": str(wait)}
+        )
 
     def platform_error_answer(self, call: Call) -> web.Response:
         params = call.answered_by.params if call.answered_by else {}
-        return gql_errors(str(params.get("message", "Internal server error")),
-                          "INTERNAL_SERVER_ERROR", int(params.get("status", 200)))
+        return gql_errors(
+            str(params.get("message", "Internal server error")),
+            "INTERNAL_SERVER_ERROR",
+            int(params.get("status", 200)),
+        )
 
     @staticmethod
     def unauthorized() -> web.Response:
-        return json_response({"errors": [{"message": "Unauthorized"}]}, 401,
-                             {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return json_response(
+            {"errors": [{"message": "Unauthorized"}]},
+            401,
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
 
     # -- token -----------------------------------------------------------------
 
@@ -159,34 +184,51 @@ class WayfairSandbox(Sandbox):
         except orjson.JSONDecodeError:
             body = None
         if not isinstance(body, dict):
-            return json_response({"error": "invalid_request",
-                                  "error_description": "body must be JSON"}, 400)
-        acc = next((a for a in self.accounts.values()
-                    if a.creds["client_id"] == body.get("client_id")), None)
+            return json_response(
+                {"error": "invalid_request", "error_description": "body must be JSON"}, 400
+            )
+        acc = next(
+            (a for a in self.accounts.values() if a.creds["client_id"] == body.get("client_id")),
+            None,
+        )
         if acc is None:
-            return json_response({"error": "access_denied", "error_description": "Unauthorized"},
-                                 401)
+            return json_response(
+                {"error": "access_denied", "error_description": "Unauthorized"}, 401
+            )
         call = Call(acc)
         try:
             early = await self.admit(call, request.path, limited=False)
             if early is not None:
                 return early
             if body.get("grant_type") != "client_credentials":
-                return json_response({"error": "unsupported_grant_type",
-                                      "error_description": "Unsupported grant type"}, 400)
+                return json_response(
+                    {
+                        "error": "unsupported_grant_type",
+                        "error_description": "Unsupported grant type",
+                    },
+                    400,
+                )
             secret = str(body.get("client_secret", ""))
-            if not hmac.compare_digest(secret, acc.creds["client_secret"]) \
-                    or call.fault("refresh_fail", "token_revoked"):
-                return json_response({"error": "access_denied",
-                                      "error_description": "Unauthorized"}, 401)
+            if not hmac.compare_digest(secret, acc.creds["client_secret"]) or call.fault(
+                "refresh_fail", "token_revoked"
+            ):
+                return json_response(
+                    {"error": "access_denied", "error_description": "Unauthorized"}, 401
+                )
             if body.get("audience") not in (None, acc.creds["audience"]):
-                return json_response({"error": "access_denied",
-                                      "error_description": "Service not found"}, 403)
+                return json_response(
+                    {"error": "access_denied", "error_description": "Service not found"}, 403
+                )
             acc.token_requests += 1
             access, _ = acc.grant(new_refresh=False)
-            return json_response({"access_token": access, "token_type": "Bearer",
-                                  "expires_in": int(acc.limits.token_ttl_s),
-                                  "scope": "read:inventory write:inventory"})
+            return json_response(
+                {
+                    "access_token": access,
+                    "token_type": "Bearer",
+                    "expires_in": int(acc.limits.token_ttl_s),
+                    "scope": "read:inventory write:inventory",
+                }
+            )
         finally:
             call.done()
 
@@ -222,8 +264,11 @@ class WayfairSandbox(Sandbox):
             m = READ_RE.search(query)
             if m and not query.lstrip().startswith("mutation"):
                 return self._read(call, m, variables)
-            return gql_errors("Unsupported operation: the sandbox knows inventory.save and "
-                              "inventory(limit:)", "GRAPHQL_VALIDATION_FAILED", 400)
+            return gql_errors(
+                "Unsupported operation: the sandbox knows inventory.save and inventory(limit:)",
+                "GRAPHQL_VALIDATION_FAILED",
+                400,
+            )
         finally:
             call.done()
 
@@ -241,18 +286,28 @@ class WayfairSandbox(Sandbox):
         if feed.startswith("$"):
             feed = str(variables.get(feed[1:], ""))
         if feed not in ("DIFFERENTIAL", "TRUE_UP"):
-            return gql_errors(f'Value "{feed}" does not exist in "inventoryFeedKind" enum.',
-                              "GRAPHQL_VALIDATION_FAILED", 400)
+            return gql_errors(
+                f'Value "{feed}" does not exist in "inventoryFeedKind" enum.',
+                "GRAPHQL_VALIDATION_FAILED",
+                400,
+            )
         inputs = variables.get("inventory")
         if not isinstance(inputs, list) or not inputs:
-            return gql_errors('Variable "$inventory" of required type "[inventoryInput]!" was '
-                              "not provided.", "BAD_USER_INPUT")
+            return gql_errors(
+                'Variable "$inventory" of required type "[inventoryInput]!" was not provided.',
+                "BAD_USER_INPUT",
+            )
         for i, item in enumerate(inputs):
             qty = item.get("quantity_on_hand") if isinstance(item, dict) else None
-            if self._input_key(acc, item if isinstance(item, dict) else {}) is None or \
-                    not isinstance(qty, int) or isinstance(qty, bool) or qty < 0:
-                return gql_errors(f'Variable "$inventory" got invalid value at "inventory[{i}]"',
-                                  "BAD_USER_INPUT")
+            if (
+                self._input_key(acc, item if isinstance(item, dict) else {}) is None
+                or not isinstance(qty, int)
+                or isinstance(qty, bool)
+                or qty < 0
+            ):
+                return gql_errors(
+                    f'Variable "$inventory" got invalid value at "inventory[{i}]"', "BAD_USER_INPUT"
+                )
         now, mono = time.time(), time.monotonic()
         delay = acc.limits.apply_delay_s
         errors: list[dict[str, str]] = []
@@ -273,10 +328,14 @@ class WayfairSandbox(Sandbox):
                 if key not in touched and key.split("/", 1)[0] in suppliers:
                     self._schedule(call, listing, 0, mono + delay)
         done = delay <= 0
-        submission = {"id": str(uuid.uuid4()), "handle": uuid.uuid4().hex,
-                      "status": "COMPLETE" if done else "PROCESSING",
-                      "submittedAt": iso(now), "completedAt": iso(now) if done else None,
-                      "errors": errors}
+        submission = {
+            "id": str(uuid.uuid4()),
+            "handle": uuid.uuid4().hex,
+            "status": "COMPLETE" if done else "PROCESSING",
+            "submittedAt": iso(now),
+            "completedAt": iso(now) if done else None,
+            "errors": errors,
+        }
         return json_response({"data": {"inventory": {"save": submission}}})
 
     def _schedule(self, call: Call, listing: Listing, qty: int, at: float) -> None:
@@ -301,15 +360,22 @@ class WayfairSandbox(Sandbox):
         wanted = [f for f in re.split(r"[\s,]+", m.group(2)) if f] or list(READ_FIELDS)
         unknown = [f for f in wanted if f not in READ_FIELDS]
         if unknown:
-            return gql_errors(f'Cannot query field "{unknown[0]}" on type "Inventory".',
-                              "GRAPHQL_VALIDATION_FAILED", 400)
+            return gql_errors(
+                f'Cannot query field "{unknown[0]}" on type "Inventory".',
+                "GRAPHQL_VALIDATION_FAILED",
+                400,
+            )
         mono = time.monotonic()
         rows = []
-        for listing in list(acc.listings.values())[:max(0, limit)]:
+        for listing in list(acc.listings.values())[: max(0, limit)]:
             listing.settle(mono)
-            full = {"supplierPartNumber": listing.ident["supplier_part_number"],
-                    "quantityOnHand": self.shown(acc, listing), "quantityBackordered": 0,
-                    "quantityOnOrder": 0, "discontinued": False,
-                    "itemNextAvailabilityDate": None}
+            full = {
+                "supplierPartNumber": listing.ident["supplier_part_number"],
+                "quantityOnHand": self.shown(acc, listing),
+                "quantityBackordered": 0,
+                "quantityOnOrder": 0,
+                "discontinued": False,
+                "itemNextAvailabilityDate": None,
+            }
             rows.append({f: full[f] for f in wanted})
         return json_response({"data": {"inventory": rows}})

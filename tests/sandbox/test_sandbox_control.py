@@ -27,20 +27,25 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def call(http: aiohttp.ClientSession, method: str, url: str,
-               body: dict[str, Any] | None = None) -> tuple[int, Any]:
+async def call(
+    http: aiohttp.ClientSession, method: str, url: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
     async with http.request(method, url, json=body) as r:
         return r.status, await r.json()
 
 
-@pytest.mark.parametrize(("platform", "listing"), [
-    ("shopee", {"item_id": 5, "model_id": 6}),
-    ("lazada", {"item_id": 5, "sku_id": 6}),
-    ("wayfair", {"supplier_part_number": "P-6"}),
-    ("shopify", {"inventory_item_id": 6}),
-])
-async def test_control_api_round_trip(http: aiohttp.ClientSession, platform: str,
-                                      listing: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("platform", "listing"),
+    [
+        ("shopee", {"item_id": 5, "model_id": 6}),
+        ("lazada", {"item_id": 5, "sku_id": 6}),
+        ("wayfair", {"supplier_part_number": "P-6"}),
+        ("shopify", {"inventory_item_id": 6}),
+    ],
+)
+async def test_control_api_round_trip(
+    http: aiohttp.ClientSession, platform: str, listing: dict[str, Any]
+) -> None:
     sb = await start(platform)
     try:
         cu = sb.control_url
@@ -48,23 +53,30 @@ async def test_control_api_round_trip(http: aiohttp.ClientSession, platform: str
         assert status == 200 and creds["base_url"].startswith("http://127.0.0.1:")
         status, again = await call(http, "GET", cu + "/accounts/acc")
         assert again == creds
-        status, got = await call(http, "POST", cu + "/accounts/acc/listings",
-                                 {"listing": listing, "stock": 4})
+        status, got = await call(
+            http, "POST", cu + "/accounts/acc/listings", {"listing": listing, "stock": 4}
+        )
         key = got["key"]
-        status, state = await call(http, "POST", cu + "/accounts/acc/stock",
-                                   {"listing": listing, "quantity": 11})
+        status, state = await call(
+            http, "POST", cu + "/accounts/acc/stock", {"listing": listing, "quantity": 11}
+        )
         assert state["stock"] == 11 and state["key"] == key
-        status, state = await call(http, "POST", cu + "/accounts/acc/stock/get",
-                                   {"listing": listing})
+        status, state = await call(
+            http, "POST", cu + "/accounts/acc/stock/get", {"listing": listing}
+        )
         assert state["shown"] == 11
         status, all_ = await call(http, "GET", cu + "/accounts/acc/stock")
         assert [s["key"] for s in all_["listings"]] == [key]
-        status, lim = await call(http, "POST", cu + "/accounts/acc/limits",
-                                 {"rate_per_s": None, "token_ttl_s": 5})
+        status, lim = await call(
+            http, "POST", cu + "/accounts/acc/limits", {"rate_per_s": None, "token_ttl_s": 5}
+        )
         assert lim["limits"]["rate_per_s"] is None and lim["limits"]["token_ttl_s"] == 5
-        status, f = await call(http, "POST", cu + "/accounts/acc/faults",
-                               {"fault": "http_error", "listing": listing, "count": 2,
-                                "params": {"status": 503}})
+        status, f = await call(
+            http,
+            "POST",
+            cu + "/accounts/acc/faults",
+            {"fault": "http_error", "listing": listing, "count": 2, "params": {"status": 503}},
+        )
         assert status == 200 and f["id"]
         status, faults = await call(http, "GET", cu + "/accounts/acc/faults")
         assert faults["faults"][0]["listing"] == key and faults["faults"][0]["remaining"] == 2
@@ -94,8 +106,9 @@ async def test_control_api_rejects_bad_bodies(http: aiohttp.ClientSession) -> No
         status, body = await call(http, "POST", sb.control_url + "/accounts", {})
         assert status == 400 and "name" in body["error"]
         sb.add_account("a")
-        status, body = await call(http, "POST", sb.control_url + "/accounts/a/listings",
-                                  {"listing": {"item_id": "x"}})
+        status, body = await call(
+            http, "POST", sb.control_url + "/accounts/a/listings", {"listing": {"item_id": "x"}}
+        )
         assert status == 400
     finally:
         await sb.close()
@@ -123,14 +136,33 @@ async def test_python_api_faults_and_sliding_window() -> None:
 
 async def test_start_from_config_all_platforms() -> None:
     config = {
-        "shopee": {"rate_per_s": 5, "accounts": [
-            {"name": "s", "shop_id": 42, "listings": [{"listing": {"item_id": 1}, "stock": 3}]}]},
-        "lazada": {"accounts": [{"name": "l", "listings": [
-            {"listing": {"item_id": 1, "sku_id": 2}, "stock": 4}]}]},
-        "wayfair": {"apply_delay_s": 0.5, "accounts": [{"name": "w", "listings": [
-            {"listing": {"supplier_part_number": "X"}, "stock": 5}]}]},
-        "shopify": {"bucket_size": 50, "accounts": [{"name": "f", "shop": "f-shop", "listings": [
-            {"listing": {"inventory_item_id": 9}, "stock": 6}]}]},
+        "shopee": {
+            "rate_per_s": 5,
+            "accounts": [
+                {"name": "s", "shop_id": 42, "listings": [{"listing": {"item_id": 1}, "stock": 3}]}
+            ],
+        },
+        "lazada": {
+            "accounts": [
+                {"name": "l", "listings": [{"listing": {"item_id": 1, "sku_id": 2}, "stock": 4}]}
+            ]
+        },
+        "wayfair": {
+            "apply_delay_s": 0.5,
+            "accounts": [
+                {"name": "w", "listings": [{"listing": {"supplier_part_number": "X"}, "stock": 5}]}
+            ],
+        },
+        "shopify": {
+            "bucket_size": 50,
+            "accounts": [
+                {
+                    "name": "f",
+                    "shop": "f-shop",
+                    "listings": [{"listing": {"inventory_item_id": 9}, "stock": 6}],
+                }
+            ],
+        },
     }
     sandboxes = await start_from_config(config)
     try:
@@ -152,16 +184,23 @@ async def test_command_line_prints_base_urls_and_stops_on_sigterm(tmp_path: Path
     cfg = tmp_path / "sb.toml"
     cfg.write_text(
         '[shopee]\nport = 0\n[[shopee.accounts]]\nname = "s"\n'
-        '[[shopee.accounts.listings]]\nlisting = { item_id = 1 }\nstock = 2\n'
-        '[shopify]\n[[shopify.accounts]]\nname = "f"\n')
+        "[[shopee.accounts.listings]]\nlisting = { item_id = 1 }\nstock = 2\n"
+        '[shopify]\n[[shopify.accounts]]\nname = "f"\n'
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "syncd.sandbox", "--config", str(cfg), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "syncd.sandbox",
+        "--config",
+        str(cfg),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         assert proc.stdout is not None
-        lines = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 15))
-                 for _ in range(2)]
+        lines = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 15)) for _ in range(2)]
         assert [x["platform"] for x in lines] == ["shopee", "shopify"]
         async with aiohttp.ClientSession() as h, h.get(lines[0]["control_url"]) as r:
             assert (await r.json())["accounts"] == ["s"]
@@ -176,6 +215,7 @@ async def test_command_line_prints_base_urls_and_stops_on_sigterm(tmp_path: Path
 
 def test_example_config_parses() -> None:
     import tomllib
+
     config = tomllib.loads((ROOT / "config" / "sandbox.example.toml").read_text())
     assert set(config) == set(PLATFORMS)
 

@@ -24,22 +24,31 @@ B = {"item_id": 1, "sku_id": 12, "seller_sku": "RED-L"}
 C = {"item_id": 2, "sku_id": 21, "seller_sku": "BLUE-M"}
 
 
-def signed(c: dict[str, Any], path: str, extra: dict[str, str], *, token: bool = True
-           ) -> dict[str, str]:
-    params = {"app_key": c["app_key"], "timestamp": str(int(time.time() * 1000)),
-              "sign_method": "sha256", **extra}
+def signed(
+    c: dict[str, Any], path: str, extra: dict[str, str], *, token: bool = True
+) -> dict[str, str]:
+    params = {
+        "app_key": c["app_key"],
+        "timestamp": str(int(time.time() * 1000)),
+        "sign_method": "sha256",
+        **extra,
+    }
     if token:
         params["access_token"] = c["access_token"]
     base = path + "".join(f"{k}{params[k]}" for k in sorted(params))
-    params["sign"] = hmac.new(c["app_secret"].encode(), base.encode(),
-                              hashlib.sha256).hexdigest().upper()
+    params["sign"] = (
+        hmac.new(c["app_secret"].encode(), base.encode(), hashlib.sha256).hexdigest().upper()
+    )
     return params
 
 
 def payload(*skus: tuple[dict[str, Any], int]) -> str:
-    rows = "".join(f"<Sku><ItemId>{s['item_id']}</ItemId><SkuId>{s['sku_id']}</SkuId>"
-                   f"<SellerSku>{s['seller_sku']}</SellerSku>"
-                   f"<SellableQuantity>{q}</SellableQuantity></Sku>" for s, q in skus)
+    rows = "".join(
+        f"<Sku><ItemId>{s['item_id']}</ItemId><SkuId>{s['sku_id']}</SkuId>"
+        f"<SellerSku>{s['seller_sku']}</SellerSku>"
+        f"<SellableQuantity>{q}</SellableQuantity></Sku>"
+        for s, q in skus
+    )
     return f"<Request><Product><Skus>{rows}</Skus></Product></Request>"
 
 
@@ -59,8 +68,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def update(http: aiohttp.ClientSession, sb: Sandbox, body: str,
-                 tamper: bool = False) -> tuple[int, Any]:
+async def update(
+    http: aiohttp.ClientSession, sb: Sandbox, body: str, tamper: bool = False
+) -> tuple[int, Any]:
     params = signed(sb.credentials("main"), UPDATE, {"payload": body})
     if tamper:
         s = params["sign"]
@@ -78,8 +88,9 @@ async def read(http: aiohttp.ClientSession, sb: Sandbox, **query: str) -> Any:
         return await r.json()
 
 
-async def test_signed_update_applies_and_reads_back(sb: Sandbox, http: aiohttp.ClientSession
-                                                     ) -> None:
+async def test_signed_update_applies_and_reads_back(
+    sb: Sandbox, http: aiohttp.ClientSession
+) -> None:
     status, body = await update(http, sb, payload((A, 7), (C, 0)))
     assert status == 200 and body["code"] == "0" and body["request_id"]
     got = await read(http, sb, item_id="1")
@@ -100,8 +111,9 @@ async def test_all_params_in_form_body(sb: Sandbox, http: aiohttp.ClientSession)
     assert sb.stock("main", B) == 2
 
 
-async def test_signature_off_by_one_char_is_refused(sb: Sandbox, http: aiohttp.ClientSession
-                                                    ) -> None:
+async def test_signature_off_by_one_char_is_refused(
+    sb: Sandbox, http: aiohttp.ClientSession
+) -> None:
     status, body = await update(http, sb, payload((A, 9)), tamper=True)
     assert status == 200
     assert (body["type"], body["code"]) == ("ISV", "IncompleteSignature")
@@ -115,11 +127,17 @@ async def test_signature_off_by_one_char_is_refused(sb: Sandbox, http: aiohttp.C
 
 async def test_timestamp_window(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     c = sb.credentials("main")
-    params = {"app_key": c["app_key"], "access_token": c["access_token"], "sign_method": "sha256",
-              "timestamp": str(int((time.time() - 7300) * 1000)), "payload": payload((A, 1))}
+    params = {
+        "app_key": c["app_key"],
+        "access_token": c["access_token"],
+        "sign_method": "sha256",
+        "timestamp": str(int((time.time() - 7300) * 1000)),
+        "payload": payload((A, 1)),
+    }
     base = UPDATE + "".join(f"{k}{params[k]}" for k in sorted(params))
-    params["sign"] = hmac.new(c["app_secret"].encode(), base.encode(),
-                              hashlib.sha256).hexdigest().upper()
+    params["sign"] = (
+        hmac.new(c["app_secret"].encode(), base.encode(), hashlib.sha256).hexdigest().upper()
+    )
     async with http.post(sb.base_url + UPDATE, data=params) as r:
         assert (await r.json())["code"] == "InvalidTimestamp"
 
@@ -178,8 +196,9 @@ async def test_invalid_seller_sku_detail(sb: Sandbox, http: aiohttp.ClientSessio
     bad = {"item_id": 1, "sku_id": 999, "seller_sku": "RED  M"}
     _, body = await update(http, sb, payload((A, 3), (bad, 4)))
     assert body["code"] != "0" and body["type"] == "ISV"
-    assert body["detail"] == [{"field": "SellerSku", "seller_sku": "RED  M",
-                               "message": "SELLER_SKU_INVALID"}]
+    assert body["detail"] == [
+        {"field": "SellerSku", "seller_sku": "RED  M", "message": "SELLER_SKU_INVALID"}
+    ]
     assert sb.stock("main", A) == 3
     sb.inject("main", "unknown_listing", listing=B)
     _, body = await update(http, sb, payload((B, 3)))
@@ -203,15 +222,23 @@ async def test_campaign_lock_and_unpaid_minimum(sb: Sandbox, http: aiohttp.Clien
     assert body["code"] == "0"
 
 
-@pytest.mark.parametrize(("fault", "params", "expect"), [
-    ("platform_error", {}, ("ISP", "1000")),
-    ("vacation", {}, ("ISV", "SELLER_HOLIDAY_MODE")),
-    ("token_expired", {}, ("ISV", "IllegalAccessToken")),
-    ("throttle", {}, ("ISV", "ApiCallLimit")),
-    ("throttle", {"code": "E901"}, ("ISV", "E901")),
-])
-async def test_request_faults(sb: Sandbox, http: aiohttp.ClientSession, fault: str,
-                              params: dict[str, Any], expect: tuple[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("fault", "params", "expect"),
+    [
+        ("platform_error", {}, ("ISP", "1000")),
+        ("vacation", {}, ("ISV", "SELLER_HOLIDAY_MODE")),
+        ("token_expired", {}, ("ISV", "IllegalAccessToken")),
+        ("throttle", {}, ("ISV", "ApiCallLimit")),
+        ("throttle", {"code": "E901"}, ("ISV", "E901")),
+    ],
+)
+async def test_request_faults(
+    sb: Sandbox,
+    http: aiohttp.ClientSession,
+    fault: str,
+    params: dict[str, Any],
+    expect: tuple[str, str],
+) -> None:
     sb.inject("main", fault, count=1, **params)
     status, body = await update(http, sb, payload((A, 9)))
     assert status == 200 and (body["type"], body["code"]) == expect

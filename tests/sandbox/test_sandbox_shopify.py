@@ -17,13 +17,17 @@ pytestmark = pytest.mark.timeout(20)
 ITEM = "gid://shopify/InventoryItem/101"
 ITEM2 = "gid://shopify/InventoryItem/102"
 LOC = "gid://shopify/Location/1"
-SET = ("mutation set($input: InventorySetQuantitiesInput!) "
-       "{ inventorySetQuantities(input: $input) @idempotent(key: \"%s\") "
-       "{ inventoryAdjustmentGroup { id changes { name delta quantityAfterChange } } "
-       "userErrors { field message code } } }")
+SET = (
+    "mutation set($input: InventorySetQuantitiesInput!) "
+    '{ inventorySetQuantities(input: $input) @idempotent(key: "%s") '
+    "{ inventoryAdjustmentGroup { id changes { name delta quantityAfterChange } } "
+    "userErrors { field message code } } }"
+)
 SET_NO_KEY = SET.replace(' @idempotent(key: "%s")', "")
-READ = ("query($id: ID!, $loc: ID!) { inventoryItem(id: $id) { id inventoryLevel(locationId: $loc)"
-        " { quantities(names: [\"available\", \"on_hand\"]) { name quantity } } } }")
+READ = (
+    "query($id: ID!, $loc: ID!) { inventoryItem(id: $id) { id inventoryLevel(locationId: $loc)"
+    ' { quantities(names: ["available", "on_hand"]) { name quantity } } } }'
+)
 
 
 @pytest.fixture
@@ -43,26 +47,43 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def set_input(*rows: tuple[str, int, int | None]) -> dict[str, Any]:
-    return {"input": {"name": "available", "reason": "correction",
-                      "referenceDocumentUri": "syncd://push/1",
-                      "quantities": [{"inventoryItemId": i, "locationId": LOC, "quantity": q,
-                                      "changeFromQuantity": c} for i, q, c in rows]}}
+    return {
+        "input": {
+            "name": "available",
+            "reason": "correction",
+            "referenceDocumentUri": "syncd://push/1",
+            "quantities": [
+                {"inventoryItemId": i, "locationId": LOC, "quantity": q, "changeFromQuantity": c}
+                for i, q, c in rows
+            ],
+        }
+    }
 
 
-async def gql(http: aiohttp.ClientSession, sb: Sandbox, query: str, variables: dict[str, Any],
-              token: str | None = None, version: str = "2026-04") -> tuple[int, Any]:
+async def gql(
+    http: aiohttp.ClientSession,
+    sb: Sandbox,
+    query: str,
+    variables: dict[str, Any],
+    token: str | None = None,
+    version: str = "2026-04",
+) -> tuple[int, Any]:
     c = sb.credentials("store")
     url = f"{c['base_url']}/admin/api/{version}/graphql.json"
     headers = {"X-Shopify-Access-Token": token or c["access_token"]}
-    async with http.post(url, json={"query": query, "variables": variables},
-                         headers=headers) as r:
+    async with http.post(url, json={"query": query, "variables": variables}, headers=headers) as r:
         if r.content_type != "application/json":
             return r.status, await r.text()
         return r.status, await r.json()
 
 
-async def set_qty(http: aiohttp.ClientSession, sb: Sandbox, *rows: tuple[str, int, int | None],
-                  key: str | None = None, token: str | None = None) -> tuple[int, Any]:
+async def set_qty(
+    http: aiohttp.ClientSession,
+    sb: Sandbox,
+    *rows: tuple[str, int, int | None],
+    key: str | None = None,
+    token: str | None = None,
+) -> tuple[int, Any]:
     return await gql(http, sb, SET % (key or uuid.uuid4()), set_input(*rows), token)
 
 
@@ -79,18 +100,24 @@ async def test_set_and_read_back(sb: Sandbox, http: aiohttp.ClientSession) -> No
     status_ = body["extensions"]["cost"]["throttleStatus"]
     assert status_["maximumAvailable"] == 2000.0 and status_["restoreRate"] == 100.0
     node = await available(http, sb)
-    assert node["inventoryLevel"]["quantities"] == [{"name": "available", "quantity": 8},
-                                                    {"name": "on_hand", "quantity": 8}]
+    assert node["inventoryLevel"]["quantities"] == [
+        {"name": "available", "quantity": 8},
+        {"name": "on_hand", "quantity": 8},
+    ]
     assert sb.stock("store", {"inventory_item_id": 102}) == 0
     assert sb.stats("store")["last_quantity"] == {f"{ITEM}@{LOC}": 8, f"{ITEM2}@{LOC}": 0}
     assert (await available(http, sb, "gid://shopify/InventoryItem/999")) is None
 
 
 async def test_aliased_read_of_several_items(sb: Sandbox, http: aiohttp.ClientSession) -> None:
-    level = 'inventoryLevel(locationId: "' + LOC + '") { quantities(names: ["available"]) ' \
+    level = (
+        'inventoryLevel(locationId: "' + LOC + '") { quantities(names: ["available"]) '
         "{ name quantity } }"
-    query = f'{{ a: inventoryItem(id: "{ITEM}") {{ {level} }} ' \
-            f'b: inventoryItem(id: "{ITEM2}") {{ {level} }} }}'
+    )
+    query = (
+        f'{{ a: inventoryItem(id: "{ITEM}") {{ {level} }} '
+        f'b: inventoryItem(id: "{ITEM2}") {{ {level} }} }}'
+    )
     _, body = await gql(http, sb, query, {})
     data = body["data"]
     assert data["a"]["inventoryLevel"]["quantities"][0]["quantity"] == 5
@@ -98,8 +125,7 @@ async def test_aliased_read_of_several_items(sb: Sandbox, http: aiohttp.ClientSe
     assert body["extensions"]["cost"]["requestedQueryCost"] == 5
 
 
-async def test_tampered_and_expired_token_get_401(sb: Sandbox, http: aiohttp.ClientSession
-                                                  ) -> None:
+async def test_tampered_and_expired_token_get_401(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     good = sb.credentials("store")["access_token"]
     bad = good[:-1] + ("0" if good[-1] != "0" else "1")
     status, body = await set_qty(http, sb, (ITEM, 1, None), token=bad)
@@ -112,8 +138,12 @@ async def test_tampered_and_expired_token_get_401(sb: Sandbox, http: aiohttp.Cli
 async def test_refresh_rotates_with_grace(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     c = sb.credentials("store")
     url = f"{c['base_url']}/admin/oauth/access_token"
-    form = {"client_id": c["client_id"], "client_secret": c["client_secret"],
-            "grant_type": "refresh_token", "refresh_token": c["refresh_token"]}
+    form = {
+        "client_id": c["client_id"],
+        "client_secret": c["client_secret"],
+        "grant_type": "refresh_token",
+        "refresh_token": c["refresh_token"],
+    }
     sb.expire_token("store")
     async with http.post(url, data=form) as r:
         first = await r.json()
@@ -142,8 +172,15 @@ async def test_cost_bucket_throttles(http: aiohttp.ClientSession) -> None:
         assert "data" in answers[1][1]
         throttled = answers[2][1]
         assert "data" not in throttled
-        assert throttled["errors"] == [{"message": "Throttled", "extensions": {
-            "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}]
+        assert throttled["errors"] == [
+            {
+                "message": "Throttled",
+                "extensions": {
+                    "code": "THROTTLED",
+                    "documentation": "https://shopify.dev/api/usage/rate-limits",
+                },
+            }
+        ]
         cost = throttled["extensions"]["cost"]
         assert cost["requestedQueryCost"] == 10
         assert cost["throttleStatus"]["currentlyAvailable"] < 10
@@ -156,8 +193,9 @@ async def test_cost_bucket_throttles(http: aiohttp.ClientSession) -> None:
         await sandbox.close()
 
 
-async def test_2026_04_requires_idempotency_and_change_from(sb: Sandbox,
-                                                            http: aiohttp.ClientSession) -> None:
+async def test_2026_04_requires_idempotency_and_change_from(
+    sb: Sandbox, http: aiohttp.ClientSession
+) -> None:
     _, body = await gql(http, sb, SET_NO_KEY, set_input((ITEM, 1, None)))
     assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert "@idempotent directive is required" in body["errors"][0]["message"]
@@ -170,8 +208,9 @@ async def test_2026_04_requires_idempotency_and_change_from(sb: Sandbox,
     assert body["data"]["inventorySetQuantities"]["userErrors"] == []
 
 
-async def test_stale_change_from_and_idempotent_replay(sb: Sandbox, http: aiohttp.ClientSession
-                                                       ) -> None:
+async def test_stale_change_from_and_idempotent_replay(
+    sb: Sandbox, http: aiohttp.ClientSession
+) -> None:
     _, body = await set_qty(http, sb, (ITEM, 1, 4))
     result = body["data"]["inventorySetQuantities"]
     assert result["inventoryAdjustmentGroup"] is None
@@ -183,32 +222,45 @@ async def test_stale_change_from_and_idempotent_replay(sb: Sandbox, http: aiohtt
     assert body["data"]["inventorySetQuantities"]["userErrors"] == []
     assert sb.stock("store", {"inventory_item_id": ITEM}) == 2
     _, body = await set_qty(http, sb, (ITEM, 7, 5), key=key)
-    assert body["data"]["inventorySetQuantities"]["userErrors"][0]["code"] == \
-        "IDEMPOTENCY_KEY_PARAMETER_MISMATCH"
+    assert (
+        body["data"]["inventorySetQuantities"]["userErrors"][0]["code"]
+        == "IDEMPOTENCY_KEY_PARAMETER_MISMATCH"
+    )
 
 
 async def test_user_errors_are_all_or_nothing(sb: Sandbox, http: aiohttp.ClientSession) -> None:
-    _, body = await set_qty(http, sb, (ITEM, 3, None), ("gid://shopify/InventoryItem/999", 1, None),
-                            (ITEM2, -1, None))
+    _, body = await set_qty(
+        http, sb, (ITEM, 3, None), ("gid://shopify/InventoryItem/999", 1, None), (ITEM2, -1, None)
+    )
     errors = body["data"]["inventorySetQuantities"]["userErrors"]
     assert [e["code"] for e in errors] == ["INVALID_INVENTORY_ITEM", "INVALID_QUANTITY_NEGATIVE"]
     assert errors[0]["field"] == ["input", "quantities", "1", "inventoryItemId"]
     assert sb.stock("store", {"inventory_item_id": ITEM}) == 5
     sb.inject("store", "unknown_listing", listing={"inventory_item_id": ITEM2})
     _, body = await set_qty(http, sb, (ITEM2, 1, None))
-    assert body["data"]["inventorySetQuantities"]["userErrors"][0]["code"] == \
-        "INVALID_INVENTORY_ITEM"
+    assert (
+        body["data"]["inventorySetQuantities"]["userErrors"][0]["code"] == "INVALID_INVENTORY_ITEM"
+    )
 
 
-@pytest.mark.parametrize(("fault", "params", "status", "code"), [
-    ("platform_error", {}, 200, "INTERNAL_SERVER_ERROR"),
-    ("throttle", {}, 200, "THROTTLED"),
-    ("token_expired", {}, 401, None),
-    ("http_error", {"status": 502}, 502, None),
-    ("http_error", {"status": 501}, 501, None),
-])
-async def test_request_faults(sb: Sandbox, http: aiohttp.ClientSession, fault: str,
-                              params: dict[str, Any], status: int, code: str | None) -> None:
+@pytest.mark.parametrize(
+    ("fault", "params", "status", "code"),
+    [
+        ("platform_error", {}, 200, "INTERNAL_SERVER_ERROR"),
+        ("throttle", {}, 200, "THROTTLED"),
+        ("token_expired", {}, 401, None),
+        ("http_error", {"status": 502}, 502, None),
+        ("http_error", {"status": 501}, 501, None),
+    ],
+)
+async def test_request_faults(
+    sb: Sandbox,
+    http: aiohttp.ClientSession,
+    fault: str,
+    params: dict[str, Any],
+    status: int,
+    code: str | None,
+) -> None:
     sb.inject("store", fault, count=1, **params)
     got, body = await set_qty(http, sb, (ITEM, 1, None))
     assert got == status
@@ -219,12 +271,15 @@ async def test_request_faults(sb: Sandbox, http: aiohttp.ClientSession, fault: s
     assert got == 200 and body["data"]["inventorySetQuantities"]["userErrors"] == []
 
 
-async def test_unsupported_operation_and_unknown_shop(sb: Sandbox, http: aiohttp.ClientSession
-                                                      ) -> None:
+async def test_unsupported_operation_and_unknown_shop(
+    sb: Sandbox, http: aiohttp.ClientSession
+) -> None:
     _, body = await gql(http, sb, "{ shop { name } }", {})
     assert body["errors"] and "extensions" in body
-    async with http.post(sb.root_url + "/shops/nope/admin/api/2026-04/graphql.json",
-                         json={"query": "{ shop { name } }"}) as r:
+    async with http.post(
+        sb.root_url + "/shops/nope/admin/api/2026-04/graphql.json",
+        json={"query": "{ shop { name } }"},
+    ) as r:
         assert r.status == 404
 
 
@@ -233,6 +288,8 @@ async def test_timeout(sb: Sandbox) -> None:
     c = sb.credentials("store")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.3)) as h:
         with pytest.raises(asyncio.TimeoutError):
-            await h.post(f"{c['base_url']}/admin/api/2026-04/graphql.json",
-                         json={"query": READ, "variables": {"id": ITEM, "loc": LOC}},
-                         headers={"X-Shopify-Access-Token": c["access_token"]})
+            await h.post(
+                f"{c['base_url']}/admin/api/2026-04/graphql.json",
+                json={"query": READ, "variables": {"id": ITEM, "loc": LOC}},
+                headers={"X-Shopify-Access-Token": c["access_token"]},
+            )

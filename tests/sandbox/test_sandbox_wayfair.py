@@ -13,11 +13,15 @@ from syncd.sandbox import Sandbox, start
 
 pytestmark = pytest.mark.timeout(20)
 
-SAVE = ("mutation save($inventory: [inventoryInput]!) { inventory { save(inventory: $inventory, "
-        "feedKind: DIFFERENTIAL) { id handle status submittedAt completedAt errors { key } } } }")
+SAVE = (
+    "mutation save($inventory: [inventoryInput]!) { inventory { save(inventory: $inventory, "
+    "feedKind: DIFFERENTIAL) { id handle status submittedAt completedAt errors { key } } } }"
+)
 SAVE_TRUE_UP = SAVE.replace("DIFFERENTIAL", "TRUE_UP")
-READ = ("query inventory { inventory(limit: 50) { supplierPartNumber, quantityOnHand, "
-        "quantityBackordered, quantityOnOrder, discontinued, itemNextAvailabilityDate } }")
+READ = (
+    "query inventory { inventory(limit: 50) { supplierPartNumber, quantityOnHand, "
+    "quantityBackordered, quantityOnOrder, discontinued, itemNextAvailabilityDate } }"
+)
 
 
 @pytest.fixture
@@ -36,28 +40,48 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def token(http: aiohttp.ClientSession, sb: Sandbox, secret: str | None = None
-                ) -> tuple[int, Any]:
+async def token(
+    http: aiohttp.ClientSession, sb: Sandbox, secret: str | None = None
+) -> tuple[int, Any]:
     c = sb.credentials("main")
-    body = {"grant_type": "client_credentials", "client_id": c["client_id"],
-            "client_secret": c["client_secret"] if secret is None else secret,
-            "audience": c["audience"]}
+    body = {
+        "grant_type": "client_credentials",
+        "client_id": c["client_id"],
+        "client_secret": c["client_secret"] if secret is None else secret,
+        "audience": c["audience"],
+    }
     async with http.post(c["token_url"], json=body) as r:
         return r.status, await r.json()
 
 
 def inputs(*rows: tuple[str, int]) -> list[dict[str, Any]]:
-    return [{"supplier_id": 4242, "supplier_part_number": p, "quantity_on_hand": q,
-             "quantity_backordered": 0, "quantity_on_order": 0, "discontinued": False,
-             "item_next_availability_date": None, "product_name_and_options": p}
-            for p, q in rows]
+    return [
+        {
+            "supplier_id": 4242,
+            "supplier_part_number": p,
+            "quantity_on_hand": q,
+            "quantity_backordered": 0,
+            "quantity_on_order": 0,
+            "discontinued": False,
+            "item_next_availability_date": None,
+            "product_name_and_options": p,
+        }
+        for p, q in rows
+    ]
 
 
-async def gql(http: aiohttp.ClientSession, sb: Sandbox, tok: str, query: str,
-              variables: dict[str, Any] | None = None) -> tuple[int, Any, Any]:
-    async with http.post(sb.base_url + "/v1/graphql", json={"query": query,
-                                                           "variables": variables or {}},
-                         headers={"Authorization": f"Bearer {tok}"}) as r:
+async def gql(
+    http: aiohttp.ClientSession,
+    sb: Sandbox,
+    tok: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+) -> tuple[int, Any, Any]:
+    async with http.post(
+        sb.base_url + "/v1/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers={"Authorization": f"Bearer {tok}"},
+    ) as r:
         return r.status, r.headers, await r.json()
 
 
@@ -69,20 +93,19 @@ async def on_hand(http: aiohttp.ClientSession, sb: Sandbox, tok: str) -> dict[st
 async def test_token_save_and_read_back(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     status, tok = await token(http, sb)
     assert status == 200 and tok["expires_in"] == 86400 and tok["token_type"] == "Bearer"
-    status, _, body = await gql(http, sb, tok["access_token"], SAVE,
-                                {"inventory": inputs(("P-1", 7), ("P-2", 0))})
+    status, _, body = await gql(
+        http, sb, tok["access_token"], SAVE, {"inventory": inputs(("P-1", 7), ("P-2", 0))}
+    )
     sub = body["data"]["inventory"]["save"]
     assert status == 200 and sub["errors"] == [] and sub["status"] == "COMPLETE"
     assert sub["id"] and sub["handle"] and sub["submittedAt"]
     assert await on_hand(http, sb, tok["access_token"]) == {"P-1": 7, "P-2": 0, "P-3": 5}
     assert sb.stock("main", {"supplier_part_number": "P-1"}) == 7
     stats = sb.stats("main")
-    assert stats["token_requests"] == 1 and stats["last_quantity"] == {"4242/P-1": 7,
-                                                                       "4242/P-2": 0}
+    assert stats["token_requests"] == 1 and stats["last_quantity"] == {"4242/P-1": 7, "4242/P-2": 0}
 
 
-async def test_bad_credentials_and_tampered_token(sb: Sandbox, http: aiohttp.ClientSession
-                                                  ) -> None:
+async def test_bad_credentials_and_tampered_token(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     status, body = await token(http, sb, secret="nope")
     assert status == 401 and body["error"] == "access_denied"
     _, tok = await token(http, sb)
@@ -129,8 +152,9 @@ async def test_async_apply_delay(http: aiohttp.ClientSession) -> None:
         sandbox.add_account("main", supplier_id=4242)
         sandbox.add_listing("main", {"supplier_part_number": "P-1"}, stock=5)
         _, tok = await token(http, sandbox)
-        _, _, body = await gql(http, sandbox, tok["access_token"], SAVE,
-                               {"inventory": inputs(("P-1", 1))})
+        _, _, body = await gql(
+            http, sandbox, tok["access_token"], SAVE, {"inventory": inputs(("P-1", 1))}
+        )
         sub = body["data"]["inventory"]["save"]
         assert sub["status"] == "PROCESSING" and sub["completedAt"] is None
         assert (await on_hand(http, sandbox, tok["access_token"]))["P-1"] == 5
@@ -146,12 +170,16 @@ async def test_true_up_zeroes_missing_parts(sb: Sandbox, http: aiohttp.ClientSes
     assert await on_hand(http, sb, tok["access_token"]) == {"P-1": 4, "P-2": 0, "P-3": 0}
 
 
-async def test_unknown_part_in_submission_errors(sb: Sandbox, http: aiohttp.ClientSession
-                                                 ) -> None:
+async def test_unknown_part_in_submission_errors(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     _, tok = await token(http, sb)
     sb.inject("main", "unknown_listing", listing={"supplier_part_number": "P-2"})
-    _, _, body = await gql(http, sb, tok["access_token"], SAVE,
-                           {"inventory": inputs(("P-1", 1), ("NOPE", 2), ("P-2", 3))})
+    _, _, body = await gql(
+        http,
+        sb,
+        tok["access_token"],
+        SAVE,
+        {"inventory": inputs(("P-1", 1), ("NOPE", 2), ("P-2", 3))},
+    )
     assert body["data"]["inventory"]["save"]["errors"] == [{"key": "NOPE"}, {"key": "P-2"}]
     assert sb.stock("main", {"supplier_part_number": "P-1"}) == 1
 
@@ -174,8 +202,9 @@ async def test_forced_zero_until_cleared(sb: Sandbox, http: aiohttp.ClientSessio
 async def test_markdown_not_applied(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     _, tok = await token(http, sb)
     sb.inject("main", "not_applied", listing={"supplier_part_number": "P-2"})
-    _, _, body = await gql(http, sb, tok["access_token"], SAVE,
-                           {"inventory": inputs(("P-1", 2), ("P-2", 2))})
+    _, _, body = await gql(
+        http, sb, tok["access_token"], SAVE, {"inventory": inputs(("P-1", 2), ("P-2", 2))}
+    )
     assert body["data"]["inventory"]["save"]["errors"] == []
     assert await on_hand(http, sb, tok["access_token"]) == {"P-1": 2, "P-2": 5, "P-3": 5}
 
@@ -183,8 +212,7 @@ async def test_markdown_not_applied(sb: Sandbox, http: aiohttp.ClientSession) ->
 async def test_graphql_errors(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     _, tok = await token(http, sb)
     status, _, body = await gql(http, sb, tok["access_token"], "query { orders { id } }")
-    assert status == 400 and body["errors"][0]["extensions"]["code"] == \
-        "GRAPHQL_VALIDATION_FAILED"
+    assert status == 400 and body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     status, _, body = await gql(http, sb, tok["access_token"], SAVE, {"inventory": [{"x": 1}]})
     assert body["errors"] and body["data"] is None
     sb.inject("main", "platform_error", count=1)
@@ -193,12 +221,16 @@ async def test_graphql_errors(sb: Sandbox, http: aiohttp.ClientSession) -> None:
 
 
 @pytest.mark.parametrize("code", [500, 501, 502, 503])
-async def test_http_errors_and_token_faults(sb: Sandbox, http: aiohttp.ClientSession, code: int
-                                            ) -> None:
+async def test_http_errors_and_token_faults(
+    sb: Sandbox, http: aiohttp.ClientSession, code: int
+) -> None:
     _, tok = await token(http, sb)
     sb.inject("main", "http_error", count=1, status=code)
-    async with http.post(sb.base_url + "/v1/graphql", json={"query": READ},
-                         headers={"Authorization": f"Bearer {tok['access_token']}"}) as r:
+    async with http.post(
+        sb.base_url + "/v1/graphql",
+        json={"query": READ},
+        headers={"Authorization": f"Bearer {tok['access_token']}"},
+    ) as r:
         assert r.status == code and r.content_type == "text/html"
     sb.inject("main", "token_revoked")
     status, _, _ = await gql(http, sb, tok["access_token"], READ)
