@@ -65,6 +65,7 @@ REASON_CODES: Final[tuple[tuple[str, str], ...]] = (
     ("bad_sku", "a SKU has leading/trailing white space, consecutive spaces or control characters"),
     ("bad_timestamp", "a time is not an RFC 3339 date-time with an offset, or not a real time"),
     ("key_mismatch", "the record key is missing or does not match the event"),
+    ("internal_error", "syncd failed on this record (a bug); its log has the traceback"),
     (
         "wrong_partition",
         "the record is not in the partition murmur2 gives its key (the compute stage checks this)",

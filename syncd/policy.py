@@ -133,11 +133,12 @@ class Quantity:
     def explain(self) -> list[tuple[str, str]]:
         """(term, text) pairs, in the order the formula applies them."""
         cap = "none" if self.max_quantity is None else str(self.max_quantity)
-        zero = (
-            f"{self.after_buffer} < zero_below {self.zero_below}: show 0"
-            if self.after_buffer < self.zero_below
-            else f"{self.after_buffer} >= zero_below {self.zero_below}"
-        )
+        if self.after_buffer <= 0:
+            zero = "nothing left after the buffer: show 0"
+        elif self.after_buffer < self.zero_below:
+            zero = f"{self.after_buffer} < zero_below {self.zero_below}: show 0"
+        else:
+            zero = f"{self.after_buffer} >= zero_below {self.zero_below}"
         return [
             ("on_hand", f"{self.on_hand} units in the listing's warehouses"),
             ("reserved", f"- {self.reserved} units reserved by open or unsettled orders"),

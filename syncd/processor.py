@@ -86,6 +86,9 @@ class Processor:
         """Stock partition -> SKU -> serialised SkuState."""
         self.order_state: dict[int, dict[str, bytes]] = {}
         """Order partition -> order id -> serialised OrderState."""
+        self.order_clock: dict[int, int] = {}
+        """Order partition -> newest order event time seen (the retention clock)."""
+        self._sweep: list[tuple[int, str]] = []
 
     # -- ownership -----------------------------------------------------------
     def owns_sku(self, sku: str) -> bool:
@@ -106,14 +109,21 @@ class Processor:
         source_ts: dict[str, int] = {}
         touched_orders: dict[str, tuple[int, OrderState]] = {}
         for rec in records:
-            if rec.topic == t.orders:
-                self._order_event(rec, res, touched_orders)
-            elif rec.topic == t.stock:
-                self._stock_event(rec, res, skus, source_ts)
-            elif rec.topic == t.order_lines:
-                self._order_view(rec, res, skus, source_ts)
-            elif rec.topic == t.catalog:
-                self._catalog_check(rec, res)
+            try:
+                if rec.topic == t.orders:
+                    self._order_event(rec, res, touched_orders)
+                elif rec.topic == t.stock:
+                    self._stock_event(rec, res, skus, source_ts)
+                elif rec.topic == t.order_lines:
+                    self._order_view(rec, res, skus, source_ts)
+                elif rec.topic == t.catalog:
+                    self._catalog_check(rec, res)
+            except Exception:  # a bug must not block the partition: park the record, say why
+                log.exception(
+                    "record_failed", topic=rec.topic, partition=rec.partition, offset=rec.offset
+                )
+                err = InvalidRecord("internal_error", "syncd failed on this record; see its log")
+                self._dead_letter(rec, err, res, "internal")
         for sku in dirty_skus:
             if sku not in skus and self.owns_sku(sku):
                 p = partition_for(sku, self.stock_partitions)
@@ -150,6 +160,7 @@ class Processor:
             hit = (q, OrderState.from_bytes(raw) if raw is not None else OrderState())
         st, outcome, views = orders.apply(hit[1], ev, rec.offset)
         res.counts["order", outcome] += 1
+        self.order_clock[q] = max(self.order_clock.get(q, 0), st.last_at)
         if outcome == "replayed":
             return
         touched[ev.order_id] = (q, st)
@@ -292,14 +303,22 @@ class Processor:
         res.outputs.append(Out(self.cfg.topics.dead_letter, 0, rec.key, rec.value, headers))
         res.counts[kind, "dead_lettered"] += 1
 
-    def sweep_orders(self, retention_ms: int) -> list[Out]:
-        """Forget closed orders older than the retention; returns changelog tombstones."""
+    def start_sweep(self) -> None:
+        """Queue every order key for a retention check (done in slices by sweep_step)."""
+        self._sweep = [(q, k) for q, states in self.order_state.items() for k in states]
+
+    def sweep_step(self, retention_ms: int, limit: int) -> list[Out]:
+        """Check up to ``limit`` queued orders; forget closed ones older than the retention.
+
+        Returns the changelog tombstones. The clock is the partition's newest order event time.
+        """
         out = []
-        for q, states in self.order_state.items():
-            decoded = {k: OrderState.from_bytes(v) for k, v in states.items()}
-            now = max((s.last_at for s in decoded.values()), default=0)
-            for order_id, st in decoded.items():
-                if orders.expired(st, now, retention_ms):
-                    del states[order_id]
-                    out.append(Out(self.cfg.topics.order_state, q, order_id.encode(), None))
+        step, self._sweep = self._sweep[-limit:], self._sweep[:-limit]
+        for q, order_id in step:
+            raw = self.order_state.get(q, {}).get(order_id)
+            if raw is None:
+                continue
+            if orders.expired(OrderState.from_bytes(raw), self.order_clock.get(q, 0), retention_ms):
+                del self.order_state[q][order_id]
+                out.append(Out(self.cfg.topics.order_state, q, order_id.encode(), None))
         return out

@@ -157,21 +157,20 @@ class ComputeService:
         first_batch: float | None = None
         while not self._stop.is_set():
             await self._restore_pending()
-            batch = await self.consumer.getmany(
-                timeout_ms=200, max_records=self.cfg.compute.batch_max_records
-            )
+            limit = self.cfg.compute.batch_max_records
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=limit)
             records = [r for recs in batch.values() for r in recs]
-            dirty, self._dirty = self._dirty, set()
+            dirty = [self._dirty.pop() for _ in range(min(limit, len(self._dirty)))]
+            if time.monotonic() > next_sweep:
+                next_sweep = time.monotonic() + 60
+                self.processor.start_sweep()
             if not records and not dirty:
+                async with self.lock:
+                    tombstones = self.processor.sweep_step(self.cfg.compute.retention_ms, limit)
+                    await self._write(tombstones)
                 if self.until_caught_up and await self._caught_up():
                     log.info("caught_up", events=self.events)
                     return
-                if time.monotonic() > next_sweep:
-                    next_sweep = time.monotonic() + 60
-                    async with self.lock:
-                        await self._write(
-                            self.processor.sweep_orders(self.cfg.compute.retention_ms)
-                        )
                 continue
             if first_batch is None:
                 first_batch = time.monotonic()

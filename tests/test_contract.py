@@ -258,6 +258,7 @@ def test_reason_codes_are_the_documented_ones() -> None:
         "bad_timestamp",
         "key_mismatch",
         "wrong_partition",
+        "internal_error",
     }
     assert all(meaning and "\n" not in meaning for _, meaning in REASON_CODES)
 
