@@ -24,17 +24,46 @@ class ListingQuantity:
     quantity: Quantity
 
 
-def for_sku(state: SkuState, listings: list[Listing], cfg: Config) -> list[ListingQuantity]:
+class RulesCache:
+    """Merged rules per listing object (listings are immutable; a change replaces the object)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._by_id: dict[int, tuple[Listing, Rules]] = {}
+
+    def get(self, listing: Listing) -> Rules:
+        hit = self._by_id.get(id(listing))
+        if hit is not None and hit[0] is listing:
+            return hit[1]
+        rules = self.cfg.rules_for(listing.channel, listing.sku, listing.rules)
+        if len(self._by_id) > 1_000_000:
+            self._by_id.clear()
+        self._by_id[id(listing)] = (listing, rules)
+        return rules
+
+
+def for_sku(
+    state: SkuState, listings: list[Listing], cfg: Config, rules: RulesCache | None = None
+) -> list[ListingQuantity]:
     c = cfg.compute
     velocity = state.velocity_per_hour(bucket_ms=c.bucket_ms, window_ms=c.window_ms)
+    stock: dict[tuple[str, ...] | None, tuple[int, int]] = {}
     out = []
     for listing in listings:
-        rules = cfg.rules_for(listing.channel, state.sku, listing.rules)
+        r = (
+            rules.get(listing)
+            if rules is not None
+            else cfg.rules_for(listing.channel, state.sku, listing.rules)
+        )
+        whs = listing.warehouses
+        if whs not in stock:
+            stock[whs] = (state.on_hand(whs), state.reserved(whs))
+        on_hand, reserved = stock[whs]
         inputs = Inputs(
-            on_hand=state.on_hand(listing.warehouses),
-            reserved=state.reserved(listing.warehouses),
+            on_hand=on_hand,
+            reserved=reserved,
             held_by_others=state.held_by_others(listing.channel),
             velocity_per_hour=velocity,
         )
-        out.append(ListingQuantity(listing, rules, compute(rules, inputs)))
+        out.append(ListingQuantity(listing, r, compute(r, inputs)))
     return out

@@ -89,6 +89,7 @@ class Processor:
         self.order_clock: dict[int, int] = {}
         """Order partition -> newest order event time seen (the retention clock)."""
         self._sweep: list[tuple[int, str]] = []
+        self._rules = desired.RulesCache(cfg)
 
     # -- ownership -----------------------------------------------------------
     def owns_sku(self, sku: str) -> bool:
@@ -260,7 +261,7 @@ class Processor:
         listings = self.catalog.listings_for(state.sku)
         live = {lst.key for lst in listings}
         t = self.cfg.topics
-        for lq in desired.for_sku(state, listings, self.cfg):
+        for lq in desired.for_sku(state, listings, self.cfg, self._rules):
             lst = lq.listing
             qty = lq.quantity.sent
             if state.emitted.get(lst.key) == qty:
