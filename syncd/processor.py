@@ -70,6 +70,16 @@ class Out:
 
 
 @dataclass(slots=True)
+class _Work:
+    """What one batch touches, decoded once and written once."""
+
+    skus: dict[str, tuple[int, SkuState]] = field(default_factory=dict)
+    source_ts: dict[str, int] = field(default_factory=dict)
+    """SKU -> newest produce time of the records that changed it (for latency)."""
+    orders: dict[str, tuple[int, OrderState]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class BatchResult:
     outputs: list[Out] = field(default_factory=list)
     changelog: list[Out] = field(default_factory=list)
@@ -106,17 +116,16 @@ class Processor:
     def process(self, records: Iterable[Record], dirty_skus: Iterable[str] = ()) -> BatchResult:
         t = self.cfg.topics
         res = BatchResult()
-        skus: dict[str, tuple[int, SkuState]] = {}
-        source_ts: dict[str, int] = {}
-        touched_orders: dict[str, tuple[int, OrderState]] = {}
+        work = _Work()
+        skus = work.skus
         for rec in records:
             try:
                 if rec.topic == t.orders:
-                    self._order_event(rec, res, touched_orders)
+                    self._order_event(rec, res, work)
                 elif rec.topic == t.stock:
-                    self._stock_event(rec, res, skus, source_ts)
+                    self._stock_event(rec, res, work)
                 elif rec.topic == t.order_lines:
-                    self._order_view(rec, res, skus, source_ts)
+                    self._order_view(rec, res, work)
                 elif rec.topic == t.catalog:
                     self._catalog_check(rec, res)
             except Exception:  # a bug must not block the partition: park the record, say why
@@ -129,13 +138,13 @@ class Processor:
             if sku not in skus and self.owns_sku(sku):
                 p = partition_for(sku, self.stock_partitions)
                 skus[sku] = (p, self._load_sku(p, sku))
-        for order_id, (q, st) in touched_orders.items():
+        for order_id, (q, st) in work.orders.items():
             raw = st.to_bytes()
             self.order_state[q][order_id] = raw
             res.changelog.append(Out(t.order_state, q, order_id.encode(), raw))
         now = int(time.time() * 1000)
         for sku, (p, state) in skus.items():
-            self._emit_desired(state, source_ts.get(sku), now, res)
+            self._emit_desired(state, work.source_ts.get(sku), now, res)
             c = self.cfg.compute
             state.compact(bucket_ms=c.bucket_ms, window_ms=c.window_ms, retention_ms=c.retention_ms)
             raw = state.to_bytes()
@@ -144,9 +153,7 @@ class Processor:
                 res.changelog.append(Out(t.sku_state, p, sku.encode(), raw))
         return res
 
-    def _order_event(
-        self, rec: Record, res: BatchResult, touched: dict[str, tuple[int, OrderState]]
-    ) -> None:
+    def _order_event(self, rec: Record, res: BatchResult, work: _Work) -> None:
         try:
             ev = contract.decode_order(
                 rec.key, rec.value, max_bytes=self.cfg.compute.max_record_bytes
@@ -155,7 +162,7 @@ class Processor:
             self._dead_letter(rec, e, res, "order")
             return
         q = rec.partition
-        hit = touched.get(ev.order_id)
+        hit = work.orders.get(ev.order_id)
         if hit is None:
             raw = self.order_state[q].get(ev.order_id)
             hit = (q, OrderState.from_bytes(raw) if raw is not None else OrderState())
@@ -164,7 +171,7 @@ class Processor:
         self.order_clock[q] = max(self.order_clock.get(q, 0), st.last_at)
         if outcome == "replayed":
             return
-        touched[ev.order_id] = (q, st)
+        work.orders[ev.order_id] = (q, st)
         for sku, view in views.items():
             p = partition_for(sku, self.stock_partitions)
             res.outputs.append(
@@ -177,13 +184,7 @@ class Processor:
                 )
             )
 
-    def _stock_event(
-        self,
-        rec: Record,
-        res: BatchResult,
-        skus: dict[str, tuple[int, SkuState]],
-        source_ts: dict[str, int],
-    ) -> None:
+    def _stock_event(self, rec: Record, res: BatchResult, work: _Work) -> None:
         try:
             ev = contract.decode_stock(
                 rec.key, rec.value, max_bytes=self.cfg.compute.max_record_bytes
@@ -199,11 +200,11 @@ class Processor:
         except InvalidRecord as e:
             self._dead_letter(rec, e, res, "stock")
             return
-        state = self._touch(skus, rec.partition, ev.sku)
+        state = self._touch(work, rec.partition, ev.sku)
         outcome = state.apply_stock(ev, rec.offset)
         res.counts["stock", outcome] += 1
         if outcome != "replayed":
-            source_ts[ev.sku] = max(source_ts.get(ev.sku, 0), rec.timestamp)
+            _newest(work.source_ts, ev.sku, rec.timestamp)
         if outcome == "clamped":
             log.warning(
                 "stock_clamped_at_zero",
@@ -215,22 +216,16 @@ class Processor:
                 offset=rec.offset,
             )
 
-    def _order_view(
-        self,
-        rec: Record,
-        res: BatchResult,
-        skus: dict[str, tuple[int, SkuState]],
-        source_ts: dict[str, int],
-    ) -> None:
+    def _order_view(self, rec: Record, res: BatchResult, work: _Work) -> None:
         assert rec.key is not None and rec.value is not None
         sku = rec.key.decode()
         view = SkuOrderView.from_json(rec.value)
-        state = self._touch(skus, rec.partition, sku)
+        state = self._touch(work, rec.partition, sku)
         outcome = state.apply_order_view(view, bucket_ms=self.cfg.compute.bucket_ms)
         res.counts["order_line", outcome] += 1
         if outcome == "applied":
             ts = next((int(v) for k, v in rec.headers if k == "syncd.source.timestamp"), 0)
-            source_ts[sku] = max(source_ts.get(sku, 0), ts)
+            _newest(work.source_ts, sku, ts)
 
     def _catalog_check(self, rec: Record, res: BatchResult) -> None:
         """Catalog records are applied by the catalog reader; here only bad ones are parked."""
@@ -242,11 +237,11 @@ class Processor:
         res.counts["catalog", "applied"] += 1
 
     # -- helpers ---------------------------------------------------------------
-    def _touch(self, skus: dict[str, tuple[int, SkuState]], p: int, sku: str) -> SkuState:
-        hit = skus.get(sku)
+    def _touch(self, work: _Work, p: int, sku: str) -> SkuState:
+        hit = work.skus.get(sku)
         if hit is None:
             hit = (p, self._load_sku(p, sku))
-            skus[sku] = hit
+            work.skus[sku] = hit
         return hit[1]
 
     def _load_sku(self, p: int, sku: str) -> SkuState:
@@ -323,3 +318,7 @@ class Processor:
                 del self.order_state[q][order_id]
                 out.append(Out(self.cfg.topics.order_state, q, order_id.encode(), None))
         return out
+
+
+def _newest(times: dict[str, int], key: str, ts: int) -> None:
+    times[key] = max(times.get(key, 0), ts)
