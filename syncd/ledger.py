@@ -30,7 +30,7 @@ from typing import Literal
 import orjson
 
 from syncd.events import StockAdjusted, StockEvent, StockSnapshot
-from syncd.orders import LineView, SkuOrderView
+from syncd.orders import LineView, SkuOrderView, compact_bytes
 
 StockOutcome = Literal["applied", "stale", "contained", "duplicate", "replayed", "clamped"]
 LineOutcome = Literal["applied", "replayed"]
@@ -84,23 +84,26 @@ class SkuState:
 
     # -- persistence -------------------------------------------------------
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            [
-                1,  # format version
-                {
-                    w: [h.snap_qty, h.snap_at, h.snap_id, h.pending]
-                    for w, h in self.warehouses.items()
-                },
-                {
-                    o: [e.version, e.placed_at, [_line_out(ln) for ln in e.lines]]
-                    for o, e in self.orders.items()
-                },
-                [[b, u] for b, u in self.sales.items()],
-                self.holds,
-                self.emitted,
-                self.stock_offset,
-                self.last_at,
-            ]
+        """The changelog record; an exact-size copy, since it is kept in memory."""
+        return compact_bytes(
+            orjson.dumps(
+                [
+                    1,  # format version
+                    {
+                        w: [h.snap_qty, h.snap_at, h.snap_id, h.pending]
+                        for w, h in self.warehouses.items()
+                    },
+                    {
+                        o: [e.version, e.placed_at, [_line_out(ln) for ln in e.lines]]
+                        for o, e in self.orders.items()
+                    },
+                    [[b, u] for b, u in self.sales.items()],
+                    self.holds,
+                    self.emitted,
+                    self.stock_offset,
+                    self.last_at,
+                ]
+            )
         )
 
     @classmethod

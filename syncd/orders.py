@@ -27,6 +27,12 @@ from syncd.events import OrderCancelled, OrderEvent, OrderLine, OrderPlaced, Ord
 
 Outcome = Literal["applied", "duplicate", "replayed", "repeat_placement"]
 
+
+def compact_bytes(raw: bytes) -> bytes:
+    """An exact-size copy: orjson's result keeps a 4 KiB buffer, costly for long-lived state."""
+    return bytes(memoryview(raw))
+
+
 # A line of a placement: (sku, qty, warehouse or None).
 _Line = tuple[str, int, str | None]
 
@@ -94,16 +100,19 @@ class OrderState:
 
     # -- persistence -------------------------------------------------------
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            [
-                self.version,
-                self.event_ids,
-                self.channel,
-                self.placed_at,
-                self.lines,
-                self.ops,
-                self.last_at,
-            ]
+        """The changelog record; an exact-size copy, since it is kept in memory."""
+        return compact_bytes(
+            orjson.dumps(
+                [
+                    self.version,
+                    self.event_ids,
+                    self.channel,
+                    self.placed_at,
+                    self.lines,
+                    self.ops,
+                    self.last_at,
+                ]
+            )
         )
 
     @classmethod

@@ -121,7 +121,8 @@ class ComputeService:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            # aiokafka prefetches every assigned partition; the default 1 MiB per partition
+            # keeps that buffer (and peak RSS) bounded.
         )
         self._catalog_tps = [TopicPartition(t.catalog, p) for p in range(counts[t.catalog])]
         await self.producer.start()
