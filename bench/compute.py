@@ -228,7 +228,7 @@ def main() -> None:
         )
         print(
             f"generated {args.generated_skus:,} SKU states: {gen_bytes:.0f} bytes serialised,"
-            f" {gen_rss:.0f} bytes RSS per SKU held"
+            f" {gen_rss:.0f} bytes per SKU held in memory (tracemalloc)"
         )
     finally:
         if broker is not None:
