@@ -36,13 +36,18 @@ from syncd.processor import Out, Processor
 
 log = structlog.get_logger("syncd.service")
 
+_Offsets = dict[TopicPartition, OffsetAndMetadata]
+
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, svc: ComputeService) -> None:
         self.svc = svc
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        async with self.svc.lock:  # waits for the batch in flight (short), never for I/O backlog
+        # Waits for the batch being processed and the (at most two) batches being written:
+        # tens of milliseconds, so the callback stays short.
+        async with self.svc.lock:
+            await self.svc.drain()
             self.svc.revoke(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -69,6 +74,10 @@ class ComputeService:
         self._catalog_ready = asyncio.Event()
         self._catalog_tps: list[TopicPartition] = []
         self.processor: Processor | None = None
+        # Batch N is written while batch N+1 is processed; one writer keeps the order
+        # outputs -> changelog -> commit per batch, so a crash loses nothing (see processor).
+        self._jobs: asyncio.Queue[tuple[list[Out], list[Out], _Offsets]] = asyncio.Queue(1)
+        self._writer: asyncio.Task[None] | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -129,15 +138,18 @@ class ComputeService:
         await self.restorer.start()
         await self.catalog_reader.start()
         catalog_task = asyncio.create_task(self._read_catalog(), name="catalog-reader")
+        self._writer = asyncio.create_task(self._write_jobs(), name="batch-writer")
         try:
             self.consumer.subscribe(
                 [t.stock, t.orders, t.order_lines, t.catalog], listener=_Rebalance(self)
             )
             await self.consumer.start()
             await self._loop()
+            await self.drain()
         finally:
             catalog_task.cancel()
-            await asyncio.gather(catalog_task, return_exceptions=True)
+            self._writer.cancel()
+            await asyncio.gather(catalog_task, self._writer, return_exceptions=True)
             await self.consumer.stop()  # leaves the group
             await self.catalog_reader.stop()
             await self.restorer.stop()
@@ -168,8 +180,9 @@ class ComputeService:
             if not records and not dirty:
                 async with self.lock:
                     tombstones = self.processor.sweep_step(self.cfg.compute.retention_ms, limit)
-                    await self._write(tombstones)
-                if self.until_caught_up and await self._caught_up():
+                if tombstones:
+                    await self._submit([], tombstones, {})
+                if self.until_caught_up and await self.drain() and await self._caught_up():
                     log.info("caught_up", events=self.events)
                     return
                 continue
@@ -177,14 +190,40 @@ class ComputeService:
                 first_batch = time.monotonic()
             async with self.lock:
                 res = self.processor.process(records, dirty)
-                await self._write(res.outputs)
-                await self._write(res.changelog)
-                await self._commit(batch)
+            offsets = {tp: OffsetAndMetadata(recs[-1].offset + 1, "") for tp, recs in batch.items()}
+            await self._submit(res.outputs, res.changelog, offsets)
             self.busy_seconds = time.monotonic() - first_batch
             self.counts.update(res.counts)
             self.events += sum(1 for r in records if r.topic != self.cfg.topics.order_lines)
             if self.max_events is not None and self.events >= self.max_events:
                 return
+
+    async def _submit(self, outputs: list[Out], changelog: list[Out], offsets: _Offsets) -> None:
+        """Queue a batch's writes (waits while two batches are already being written)."""
+        assert self._writer is not None
+        if self._writer.done():  # the writer failed: surface its error here
+            self._writer.result()
+        await self._jobs.put((outputs, changelog, offsets))
+
+    async def drain(self) -> bool:
+        """Wait until every queued batch is written and committed (or the writer fails)."""
+        assert self._writer is not None
+        joined = asyncio.ensure_future(self._jobs.join())
+        done, _ = await asyncio.wait({joined, self._writer}, return_when=asyncio.FIRST_COMPLETED)
+        if joined not in done:
+            joined.cancel()
+            self._writer.result()  # raises the writer's error
+        return True
+
+    async def _write_jobs(self) -> None:
+        while True:
+            outputs, changelog, offsets = await self._jobs.get()
+            try:
+                await self._write(outputs)
+                await self._write(changelog)
+                await self._commit(offsets)
+            finally:
+                self._jobs.task_done()
 
     async def _write(self, outs: Sequence[Out]) -> None:
         """Write records in per-partition batches and wait until all are acknowledged."""
@@ -208,12 +247,7 @@ class ComputeService:
         if futures:
             await asyncio.gather(*futures)
 
-    async def _commit(self, batch: dict[TopicPartition, list[object]]) -> None:
-        offsets = {
-            tp: OffsetAndMetadata(recs[-1].offset + 1, "")  # type: ignore[attr-defined]
-            for tp, recs in batch.items()
-            if recs
-        }
+    async def _commit(self, offsets: _Offsets) -> None:
         if not offsets:
             return
         try:

@@ -37,23 +37,17 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from syncd.channels.base import (
-    BAD_RESPONSE,
     BATCH_REJECTED,
-    INVALID_LISTING,
-    ChannelAuthError,
-    Clock,
-    HttpChannel,
     HttpResult,
     PushOutcome,
-    SessionFactory,
     StockUpdate,
-    TokenStore,
-    dedupe_last,
-    fail_all,
+    fail_unreadable,
+    failure,
     listing_ref,
     seconds_in,
-    setting,
+    success,
 )
+from syncd.channels.http import HttpChannel
 from syncd.channels.signing import lazada_sign
 from syncd.errors import ConfigError
 
@@ -131,13 +125,7 @@ def parse_sellable_update(batch: Sequence[StockUpdate], result: HttpResult) -> l
     body = result.body
     retry_after = result.retry_after()
     if not isinstance(body, dict) or "code" not in body:
-        return fail_all(
-            batch,
-            result.status,
-            None if result.status >= 400 else BAD_RESPONSE,
-            result.snippet(),
-            retry_after,
-        )
+        return fail_unreadable(batch, result, retry_after)
     code = str(body.get("code"))
     message = body.get("message")
     message = str(message) if message is not None else None
@@ -159,35 +147,16 @@ def parse_sellable_update(batch: Sequence[StockUpdate], result: HttpResult) -> l
         if entry is not None:
             raw["detail"] = entry
             dmsg = entry.get("message")
-            out.append(
-                PushOutcome(
-                    u.listing_ref,
-                    False,
-                    result.status,
-                    code if code != "0" else (str(entry["code"]) if entry.get("code") else None),
-                    str(dmsg) if dmsg is not None else message,
-                    retry_after,
-                    raw,
-                )
-            )
+            ecode = code if code != "0" else (str(entry["code"]) if entry.get("code") else None)
+            text = str(dmsg) if dmsg is not None else message
+            out.append(failure(u, result.status, ecode, text, retry_after, raw))
         elif code == "0" and result.status < 400:
-            out.append(PushOutcome(u.listing_ref, True, result.status, None, None, None, raw))
+            out.append(success(u, result.status, raw))
         elif named:
-            out.append(
-                PushOutcome(
-                    u.listing_ref,
-                    False,
-                    result.status,
-                    BATCH_REJECTED,
-                    f"not applied: other SKUs of the call failed ({code}: {message})",
-                    retry_after,
-                    raw,
-                )
-            )
+            text = f"not applied: other SKUs of the call failed ({code}: {message})"
+            out.append(failure(u, result.status, BATCH_REJECTED, text, retry_after, raw))
         else:
-            out.append(
-                PushOutcome(u.listing_ref, False, result.status, code, message, retry_after, raw)
-            )
+            out.append(failure(u, result.status, code, message, retry_after, raw))
     return out
 
 
@@ -213,26 +182,17 @@ class LazadaChannel(HttpChannel):
     hard_max_batch = MAX_SKUS
     default_batch = MAX_SKUS
     default_refresh_ahead_s = 1800.0
+    default_base_url = "https://api.lazada.sg/rest"
+    invalid_listing_message = "lazada listing needs item_id and sku_id, or seller_sku"
 
-    def __init__(
-        self,
-        account: str,
-        settings: Mapping[str, Any],
-        token_store: TokenStore,
-        session_factory: SessionFactory | None = None,
-        *,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(account, settings, token_store, session_factory, clock=clock)
-        base: str = setting(settings, account, "base_url", str, "https://api.lazada.sg/rest")
-        self.base_url = base.rstrip("/")
-        auth = setting(settings, account, "auth_url", str, "https://auth.lazada.com/rest")
+    def _configure(self) -> None:
+        auth = self._setting("auth_url", str, "https://auth.lazada.com/rest")
         self.auth_url = auth.rstrip("/")
-        app_key = settings.get("app_key")
+        app_key = self._settings.get("app_key")
         if isinstance(app_key, bool) or not isinstance(app_key, str | int) or app_key == "":
-            raise ConfigError(f"channels.{account}.app_key", "is required (string or integer)")
+            raise ConfigError(f"channels.{self.account}.app_key", "is required (string or integer)")
         self.app_key = str(app_key)
-        self._app_secret: str = setting(settings, account, "app_secret", str)
+        self._app_secret: str = self._setting("app_secret", str)
 
     def signed(
         self, api_path: str, api_params: Mapping[str, str], access_token: str | None
@@ -265,32 +225,10 @@ class LazadaChannel(HttpChannel):
             or result.status >= 400
         ):
             code = str(data.get("code")) if isinstance(data, dict) and "code" in data else None
-            msg = (
-                str(data.get("message"))
-                if isinstance(data, dict) and data.get("message")
-                else result.snippet()
-            )
-            raw = (
-                {k: data.get(k) for k in ("request_id", "code", "type", "message")}
-                if isinstance(data, dict)
-                else None
-            )
-            self._log.warning("channel_token_refresh_refused", http_status=result.status, code=code)
-            raise ChannelAuthError(self.platform, self.account, result.status, code, msg, raw)
-        now = self._clock()
+            keys = ("request_id", "code", "type", "message")
+            raise self._token_refused(result, code, result.message(), keys)
         expires_in = float(data.get("expires_in") or 0) or 7 * 86400.0
-        ahead = min(self._refresh_ahead(), expires_in / 2)
-        token: dict[str, Any] = {
-            "access_token": str(data["access_token"]),
-            "refresh_token": str(data.get("refresh_token") or current["refresh_token"]),
-            "expires_at": now + expires_in,
-            "refresh_at": now + expires_in - ahead,
-            "obtained_at": now,
-        }
-        refresh_expires_in = data.get("refresh_expires_in")
-        if isinstance(refresh_expires_in, int | float) and refresh_expires_in > 0:
-            token["refresh_expires_at"] = now + float(refresh_expires_in)
-        return token
+        return self._token_from(data, current, expires_in, data.get("refresh_expires_in"))
 
     @staticmethod
     def _is_token_error(result: HttpResult) -> bool:
@@ -301,26 +239,10 @@ class LazadaChannel(HttpChannel):
 
     # -- push -----------------------------------------------------------------
 
-    def batches(self, updates: Sequence[StockUpdate]) -> list[list[StockUpdate]]:
-        """Up to ``max_batch`` SKUs per call (any items); a bad listing goes alone."""
-        good: list[StockUpdate] = []
-        bad: list[list[StockUpdate]] = []
-        for u in dedupe_last(updates):
-            if valid_listing(u.listing):
-                good.append(u)
-            else:
-                bad.append([u])
-        out = [good[i : i + self.max_batch] for i in range(0, len(good), self.max_batch)]
-        return out + bad
+    def _valid_listing(self, listing: Mapping[str, Any]) -> bool:
+        return valid_listing(listing)
 
     async def _push_one(self, batch: list[StockUpdate]) -> list[PushOutcome]:
-        if len(batch) == 1 and not valid_listing(batch[0].listing):
-            return fail_all(
-                batch,
-                None,
-                INVALID_LISTING,
-                "lazada listing needs item_id and sku_id, or seller_sku",
-            )
         payload = build_payload(batch)
 
         async def send(token: str) -> HttpResult:
@@ -362,12 +284,8 @@ class LazadaChannel(HttpChannel):
             result = await self.with_token(send, self._is_token_error)
             body = result.body
             if not isinstance(body, dict) or str(body.get("code")) != "0":
-                self._log.warning(
-                    "channel_read_failed",
-                    operation="item_get",
-                    http_status=result.status,
-                    code=body.get("code") if isinstance(body, dict) else None,
-                )
+                code = body.get("code") if isinstance(body, dict) else None
+                self._log_read_failed("item_get", result, code)
                 continue
             data = body.get("data") if isinstance(body.get("data"), dict) else {}
             skus = [s for s in (data or {}).get("skus") or [] if isinstance(s, dict)]

@@ -30,22 +30,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from syncd.channels.base import (
-    BAD_RESPONSE,
-    INVALID_LISTING,
     NO_RESULT,
-    ChannelAuthError,
-    Clock,
-    HttpChannel,
     HttpResult,
     PushOutcome,
-    SessionFactory,
     StockUpdate,
-    TokenStore,
-    dedupe_last,
-    fail_all,
+    chunk,
+    fail_unreadable,
+    failure,
     listing_ref,
-    setting,
+    success,
 )
+from syncd.channels.http import HttpChannel
 from syncd.channels.signing import shopee_sign
 
 UPDATE_STOCK = "/api/v2/product/update_stock"
@@ -125,68 +120,41 @@ def parse_update_stock(batch: Sequence[StockUpdate], result: HttpResult) -> list
     body = result.body
     retry_after = result.retry_after()
     if not isinstance(body, dict):
-        return fail_all(
-            batch,
-            result.status,
-            None if result.status >= 400 else BAD_RESPONSE,
-            result.snippet(),
-            retry_after,
-        )
+        return fail_unreadable(batch, result, retry_after)
     error = str(body.get("error") or "") or None
     message = body.get("message")
     message = str(message) if message not in (None, "") else None
     request_id = body.get("request_id")
     response = body.get("response") if isinstance(body.get("response"), dict) else {}
     assert isinstance(response, dict)
-    success: dict[int, dict[str, Any]] = {}
-    failure: dict[int, dict[str, Any]] = {}
-    for entry in response.get("success_list") or []:
-        if isinstance(entry, dict) and "model_id" in entry:
-            success[int(entry["model_id"])] = entry
-    for entry in response.get("failure_list") or []:
-        if isinstance(entry, dict) and "model_id" in entry:
-            failure[int(entry["model_id"])] = entry
+    applied = _by_id(response.get("success_list"), "model_id")
+    failed = _by_id(response.get("failure_list"), "model_id")
     out = []
     for u in batch:
         mid = model_of(u.listing)
         raw: dict[str, Any] = {"request_id": request_id, "error": error, "message": message}
         if body.get("warning"):
             raw["warning"] = body.get("warning")
-        if mid in failure:
-            entry = failure[mid]
+        if mid in failed:
+            entry = failed[mid]
             raw["failure"] = entry
             reason = entry.get("failed_reason")
-            out.append(
-                PushOutcome(
-                    u.listing_ref,
-                    False,
-                    result.status,
-                    error,
-                    str(reason) if reason is not None else message,
-                    retry_after,
-                    raw,
-                )
-            )
-        elif mid in success:
-            raw["success"] = success[mid]
-            out.append(PushOutcome(u.listing_ref, True, result.status, None, None, None, raw))
+            text = str(reason) if reason is not None else message
+            out.append(failure(u, result.status, error, text, retry_after, raw))
+        elif mid in applied:
+            raw["success"] = applied[mid]
+            out.append(success(u, result.status, raw))
         elif error is not None or result.status >= 400:
-            out.append(
-                PushOutcome(u.listing_ref, False, result.status, error, message, retry_after, raw)
-            )
+            out.append(failure(u, result.status, error, message, retry_after, raw))
         else:
-            out.append(
-                PushOutcome(
-                    u.listing_ref,
-                    False,
-                    result.status,
-                    NO_RESULT,
-                    "model in neither success_list nor failure_list",
-                    None,
-                    raw,
-                )
-            )
+            text = "model in neither success_list nor failure_list"
+            out.append(failure(u, result.status, NO_RESULT, text, None, raw))
     return out
+
+
+def _by_id(entries: Any, key: str) -> dict[int, dict[str, Any]]:
+    """The dict entries of a list that carry ``key``, by its integer value (the last one wins)."""
+    return {int(e[key]): e for e in entries or [] if isinstance(e, dict) and key in e}
 
 
 def seller_stock_of(stock_info: Any, location_id: str | None) -> int | None:
@@ -213,22 +181,15 @@ class ShopeeChannel(HttpChannel):
     hard_max_batch = MAX_MODELS
     default_batch = MAX_MODELS
     default_refresh_ahead_s = 600.0
+    default_base_url = "https://partner.shopeemobile.com"
+    invalid_listing_message = (
+        "shopee listing needs an integer item_id (and model_id, 0 for no model)"
+    )
 
-    def __init__(
-        self,
-        account: str,
-        settings: Mapping[str, Any],
-        token_store: TokenStore,
-        session_factory: SessionFactory | None = None,
-        *,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(account, settings, token_store, session_factory, clock=clock)
-        base = setting(settings, account, "base_url", str, "https://partner.shopeemobile.com")
-        self.base_url = base.rstrip("/")
-        self.partner_id = setting(settings, account, "partner_id", int)
-        self.shop_id = setting(settings, account, "shop_id", int)
-        self._partner_key: str = setting(settings, account, "partner_key", str)
+    def _configure(self) -> None:
+        self.partner_id = self._setting("partner_id", int)
+        self.shop_id = self._setting("shop_id", int)
+        self._partner_key: str = self._setting("partner_key", str)
 
     # -- signing --------------------------------------------------------------
 
@@ -272,57 +233,23 @@ class ShopeeChannel(HttpChannel):
             or result.status >= 400
         ):
             code = str(data.get("error")) if isinstance(data, dict) and data.get("error") else None
-            msg = (
-                str(data.get("message"))
-                if isinstance(data, dict) and data.get("message")
-                else result.snippet()
-            )
-            raw = (
-                {k: data.get(k) for k in ("request_id", "error", "message")}
-                if isinstance(data, dict)
-                else None
-            )
-            self._log.warning("channel_token_refresh_refused", http_status=result.status, code=code)
-            raise ChannelAuthError(self.platform, self.account, result.status, code, msg, raw)
-        now = self._clock()
+            keys = ("request_id", "error", "message")
+            raise self._token_refused(result, code, result.message(), keys)
+        # Shopee hands out a new refresh token every time; the old one is kept only
+        # if (against the docs) none came back.
         expire_in = float(data.get("expire_in") or data.get("expires_in") or 14400)
-        ahead = min(self._refresh_ahead(), expire_in / 2)
-        return {
-            "access_token": str(data["access_token"]),
-            # Shopee hands out a new refresh token every time; keep the old one only
-            # if (against the docs) none came back.
-            "refresh_token": str(data.get("refresh_token") or current["refresh_token"]),
-            "expires_at": now + expire_in,
-            "refresh_at": now + expire_in - ahead,
-            "obtained_at": now,
-        }
+        return self._token_from(data, current, expire_in)
 
     # -- push -----------------------------------------------------------------
 
-    def batches(self, updates: Sequence[StockUpdate]) -> list[list[StockUpdate]]:
-        """One item per call, at most ``max_batch`` models; a bad listing goes alone."""
-        groups: dict[int, list[StockUpdate]] = {}
-        invalid: list[list[StockUpdate]] = []
-        for u in dedupe_last(updates):
-            if not valid_listing(u.listing):
-                invalid.append([u])
-                continue
-            item = item_of(u.listing)
-            assert item is not None
-            groups.setdefault(item, []).append(u)
-        out: list[list[StockUpdate]] = []
-        for group in groups.values():
-            out.extend(group[i : i + self.max_batch] for i in range(0, len(group), self.max_batch))
-        return out + invalid
+    def _valid_listing(self, listing: Mapping[str, Any]) -> bool:
+        return valid_listing(listing)
+
+    def _batch_group(self, listing: Mapping[str, Any]) -> Any:
+        """One item per call."""
+        return item_of(listing)
 
     async def _push_one(self, batch: list[StockUpdate]) -> list[PushOutcome]:
-        if len(batch) == 1 and not valid_listing(batch[0].listing):
-            return fail_all(
-                batch,
-                None,
-                INVALID_LISTING,
-                "shopee listing needs an integer item_id (and model_id, 0 for no model)",
-            )
         body = build_update_stock(batch)
 
         async def send(token: str) -> HttpResult:
@@ -348,24 +275,26 @@ class ShopeeChannel(HttpChannel):
 
     # -- read-back ------------------------------------------------------------
 
-    async def _get(self, path: str, query: Mapping[str, str], operation: str) -> HttpResult:
+    async def _read(
+        self, path: str, query: Mapping[str, str], operation: str, list_key: str, id_key: str
+    ) -> dict[int, dict[str, Any]] | None:
+        """The ``response.<list_key>`` entries of a read call, by ``id_key``; None when the
+        call failed (logged)."""
+
         async def send(token: str) -> HttpResult:
             params = {**self._shop_params(path, token), **query}
             return await self.request(
                 "GET", self.base_url + path, operation=operation, params=params
             )
 
-        return await self.with_token(send, lambda r: is_token_error(r.status, r.body))
-
-    def _read_failed(self, result: HttpResult, operation: str) -> bool:
+        result = await self.with_token(send, lambda r: is_token_error(r.status, r.body))
         body = result.body
-        if isinstance(body, dict) and not body.get("error") and result.status < 400:
-            return False
-        code = body.get("error") if isinstance(body, dict) else None
-        self._log.warning(
-            "channel_read_failed", operation=operation, http_status=result.status, code=code
-        )
-        return True
+        if not isinstance(body, dict) or body.get("error") or result.status >= 400:
+            code = body.get("error") if isinstance(body, dict) else None
+            self._log_read_failed(operation, result, code)
+            return None
+        response = body.get("response") or {}
+        return _by_id(response.get(list_key), id_key)
 
     async def read_stock(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
         """``seller_stock`` per listing (summed over locations unless the listing names one)."""
@@ -379,45 +308,28 @@ class ShopeeChannel(HttpChannel):
             target = with_models if model_of(listing) else without
             target.setdefault(item, []).append(listing)
         out: dict[str, int] = {}
+
+        def record(listing: dict[str, Any], entry: dict[str, Any] | None) -> None:
+            info = entry.get("stock_info_v2") if entry else None
+            qty = seller_stock_of(info, listing.get("location_id"))
+            if qty is not None:
+                out[listing_ref(listing)] = qty
+
         for item, group in with_models.items():
-            result = await self._get(GET_MODEL_LIST, {"item_id": str(item)}, "get_model_list")
-            if self._read_failed(result, "get_model_list"):
+            query = {"item_id": str(item)}
+            models = await self._read(GET_MODEL_LIST, query, "get_model_list", "model", "model_id")
+            if models is None:
                 continue
-            response = result.body.get("response") or {}
-            models = {
-                int(m["model_id"]): m
-                for m in (response.get("model") or [])
-                if isinstance(m, dict) and "model_id" in m
-            }
             for listing in group:
-                m = models.get(model_of(listing))
-                qty = seller_stock_of(
-                    m.get("stock_info_v2") if m else None, listing.get("location_id")
-                )
-                if qty is not None:
-                    out[listing_ref(listing)] = qty
-        items = list(without)
-        for i in range(0, len(items), MAX_ITEMS_PER_READ):
-            part = items[i : i + MAX_ITEMS_PER_READ]
-            result = await self._get(
-                GET_ITEM_BASE_INFO,
-                {"item_id_list": ",".join(str(x) for x in part)},
-                "get_item_base_info",
+                record(listing, models.get(model_of(listing)))
+        for part in chunk(list(without), MAX_ITEMS_PER_READ):
+            query = {"item_id_list": ",".join(str(x) for x in part)}
+            items = await self._read(
+                GET_ITEM_BASE_INFO, query, "get_item_base_info", "item_list", "item_id"
             )
-            if self._read_failed(result, "get_item_base_info"):
+            if items is None:
                 continue
-            response = result.body.get("response") or {}
-            found = {
-                int(it["item_id"]): it
-                for it in (response.get("item_list") or [])
-                if isinstance(it, dict) and "item_id" in it
-            }
             for item in part:
-                it = found.get(item)
                 for listing in without[item]:
-                    qty = seller_stock_of(
-                        it.get("stock_info_v2") if it else None, listing.get("location_id")
-                    )
-                    if qty is not None:
-                        out[listing_ref(listing)] = qty
+                    record(listing, items.get(item))
         return out

@@ -54,23 +54,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from syncd.channels.base import (
-    BAD_RESPONSE,
     BATCH_REJECTED,
-    INVALID_LISTING,
-    ChannelAuthError,
-    Clock,
-    HttpChannel,
     HttpResult,
     PushOutcome,
-    SessionFactory,
     StockUpdate,
     ThrottleStatus,
-    TokenStore,
-    dedupe_last,
+    chunk,
     fail_all,
+    fail_unreadable,
+    failure,
     listing_ref,
-    setting,
+    success,
 )
+from syncd.channels.http import GraphQLChannel, graphql_error
 
 MAX_QUANTITIES = 250
 READ_CHUNK = 50
@@ -181,20 +177,6 @@ def _error_index(field: Any) -> int | None:
     return None
 
 
-def _top_level_message(errors: Any) -> tuple[str | None, str | None]:
-    if isinstance(errors, str):
-        return None, errors
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        first = errors[0]
-        ext = first.get("extensions")
-        code = ext.get("code") if isinstance(ext, dict) else None
-        msg = first.get("message")
-        return (str(code) if code is not None else None), (str(msg) if msg is not None else None)
-    if isinstance(errors, dict):
-        return None, str(errors)
-    return None, None
-
-
 def parse_set_quantities(
     batch: Sequence[StockUpdate], result: HttpResult, throttle: ThrottleStatus | None = None
 ) -> list[PushOutcome]:
@@ -202,29 +184,17 @@ def parse_set_quantities(
     body = result.body
     retry_after = result.retry_after()
     if not isinstance(body, dict):
-        return fail_all(
-            batch,
-            result.status,
-            None if result.status >= 400 else BAD_RESPONSE,
-            result.snippet(),
-            retry_after,
-        )
+        return fail_unreadable(batch, result, retry_after)
     data = body.get("data")
     payload = data.get("inventorySetQuantities") if isinstance(data, dict) else None
     if body.get("errors") is not None and not isinstance(payload, dict):
-        code, message = _top_level_message(body.get("errors"))
+        code, message = graphql_error(body.get("errors"))
         if code == "THROTTLED" and retry_after is None:
             retry_after = _throttle_wait(throttle or parse_throttle(body))
         raw = {"errors": body.get("errors")}
         return fail_all(batch, result.status, code, message, retry_after, raw)
     if result.status >= 400 or not isinstance(payload, dict):
-        return fail_all(
-            batch,
-            result.status,
-            None if result.status >= 400 else BAD_RESPONSE,
-            result.snippet(),
-            retry_after,
-        )
+        return fail_unreadable(batch, result, retry_after)
     user_errors = [e for e in payload.get("userErrors") or [] if isinstance(e, dict)]
     group = payload.get("inventoryAdjustmentGroup")
     by_index: dict[int, dict[str, Any]] = {}
@@ -239,32 +209,16 @@ def parse_set_quantities(
     for i, u in enumerate(batch):
         err = by_index.get(i) or general
         if err is not None:
-            out.append(
-                PushOutcome(
-                    u.listing_ref,
-                    False,
-                    result.status,
-                    str(err["code"]) if err.get("code") is not None else None,
-                    str(err.get("message")) if err.get("message") is not None else None,
-                    None,
-                    {"userError": err},
-                )
-            )
+            code = str(err["code"]) if err.get("code") is not None else None
+            text = str(err.get("message")) if err.get("message") is not None else None
+            out.append(failure(u, result.status, code, text, None, {"userError": err}))
         elif user_errors and group is None:
-            out.append(
-                PushOutcome(
-                    u.listing_ref,
-                    False,
-                    result.status,
-                    BATCH_REJECTED,
-                    "not applied: other quantities of the call failed",
-                    None,
-                    {"userErrors": user_errors},
-                )
-            )
+            text = "not applied: other quantities of the call failed"
+            raw = {"userErrors": user_errors}
+            out.append(failure(u, result.status, BATCH_REJECTED, text, None, raw))
         else:
             ok_raw = {"inventoryAdjustmentGroup": group} if group is not None else None
-            out.append(PushOutcome(u.listing_ref, True, result.status, None, None, None, ok_raw))
+            out.append(success(u, result.status, ok_raw))
     return out
 
 
@@ -284,38 +238,29 @@ def build_read(listings: Sequence[Mapping[str, Any]], name: str = "available") -
     return {"query": query, "variables": variables}
 
 
-class ShopifyChannel(HttpChannel):
+class ShopifyChannel(GraphQLChannel):
     platform = "shopify"
     hard_max_batch = MAX_QUANTITIES
     default_batch = MAX_QUANTITIES
     default_refresh_ahead_s = 300.0
+    invalid_listing_message = "shopify listing needs inventory_item_id and location_id"
 
-    def __init__(
-        self,
-        account: str,
-        settings: Mapping[str, Any],
-        token_store: TokenStore,
-        session_factory: SessionFactory | None = None,
-        *,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(account, settings, token_store, session_factory, clock=clock)
-        base: str = setting(settings, account, "base_url", str)
-        self.base_url = base.rstrip("/")
-        self.api_version: str = setting(settings, account, "api_version", str, DEFAULT_VERSION)
-        self.quantity_name: str = setting(settings, account, "quantity_name", str, "available")
-        self.reason: str = setting(settings, account, "reason", str, "correction")
-        self.reference_document_uri: str | None = setting(
-            settings, account, "reference_document_uri", str, None
-        )
-        self._client_id: str | None = setting(settings, account, "client_id", str, None)
-        self._client_secret: str | None = setting(settings, account, "client_secret", str, None)
+    def _configure(self) -> None:
+        self.api_version: str = self._setting("api_version", str, DEFAULT_VERSION)
+        self.quantity_name: str = self._setting("quantity_name", str, "available")
+        self.reason: str = self._setting("reason", str, "correction")
+        self.reference_document_uri: str | None = self._setting("reference_document_uri", str, None)
+        self._client_id: str | None = self._setting("client_id", str, None)
+        self._client_secret: str | None = self._setting("client_secret", str, None)
         self.throttle_status: ThrottleStatus | None = None
         """The newest ``extensions.cost`` seen (None before the first answer)."""
 
     @property
     def graphql_url(self) -> str:
         return f"{self.base_url}/admin/api/{self.api_version}/graphql.json"
+
+    def _auth_headers(self, token: str) -> dict[str, str]:
+        return {"X-Shopify-Access-Token": token}
 
     # -- tokens ---------------------------------------------------------------
 
@@ -340,46 +285,13 @@ class ShopifyChannel(HttpChannel):
         )
         data = result.body
         if result.status >= 400 or not isinstance(data, dict) or not data.get("access_token"):
-            code = str(data.get("error")) if isinstance(data, dict) and data.get("error") else None
-            msg = (
-                str(data.get("error_description") or data.get("errors") or data.get("error"))
-                if isinstance(data, dict)
-                else result.snippet()
-            )
-            raw = (
-                {k: data.get(k) for k in ("error", "error_description", "errors")}
-                if isinstance(data, dict)
-                else None
-            )
-            self._log.warning("channel_token_refresh_refused", http_status=result.status, code=code)
-            raise ChannelAuthError(self.platform, self.account, result.status, code, msg, raw)
-        now = self._clock()
-        token: dict[str, Any] = {
-            "access_token": str(data["access_token"]),
-            "refresh_token": str(data.get("refresh_token") or current["refresh_token"]),
-            "obtained_at": now,
-        }
-        expires_in = data.get("expires_in")
-        if isinstance(expires_in, int | float) and expires_in > 0:
-            ahead = min(self._refresh_ahead(), float(expires_in) / 2)
-            token["expires_at"] = now + float(expires_in)
-            token["refresh_at"] = now + float(expires_in) - ahead
-        rt_expires = data.get("refresh_token_expires_in")
-        if isinstance(rt_expires, int | float) and rt_expires > 0:
-            token["refresh_expires_at"] = now + float(rt_expires)
-        return token
+            raise self._oauth_refused(result, "errors")
+        e = data.get("expires_in")
+        expires_in = float(e) if isinstance(e, int | float) and e > 0 else None  # None: no expiry
+        return self._token_from(data, current, expires_in, data.get("refresh_token_expires_in"))
 
     async def _graphql(self, request: Mapping[str, Any], operation: str) -> HttpResult:
-        async def send(token: str) -> HttpResult:
-            return await self.request(
-                "POST",
-                self.graphql_url,
-                operation=operation,
-                json_body=request,
-                headers={"X-Shopify-Access-Token": token},
-            )
-
-        result = await self.with_token(send, lambda r: r.status == 401)
+        result = await super()._graphql(request, operation)
         throttle = parse_throttle(result.body)
         if throttle is not None:
             self.throttle_status = throttle
@@ -387,25 +299,10 @@ class ShopifyChannel(HttpChannel):
 
     # -- push -----------------------------------------------------------------
 
-    def batches(self, updates: Sequence[StockUpdate]) -> list[list[StockUpdate]]:
-        """Up to ``max_batch`` quantities per call; a bad listing goes alone."""
-        good: list[StockUpdate] = []
-        bad: list[list[StockUpdate]] = []
-        for u in dedupe_last(updates):
-            if ids_of(u.listing):
-                good.append(u)
-            else:
-                bad.append([u])
-        return [good[i : i + self.max_batch] for i in range(0, len(good), self.max_batch)] + bad
+    def _valid_listing(self, listing: Mapping[str, Any]) -> bool:
+        return ids_of(listing) is not None
 
     async def _push_one(self, batch: list[StockUpdate]) -> list[PushOutcome]:
-        if len(batch) == 1 and ids_of(batch[0].listing) is None:
-            return fail_all(
-                batch,
-                None,
-                INVALID_LISTING,
-                "shopify listing needs inventory_item_id and location_id",
-            )
         key = str(uuid.uuid4())
         request = build_set_quantities(
             batch,
@@ -435,19 +332,13 @@ class ShopifyChannel(HttpChannel):
         """The ``quantity_name`` quantity (default ``available``) per listing."""
         valid = [lst for lst in listings if ids_of(lst) is not None]
         out: dict[str, int] = {}
-        for i in range(0, len(valid), READ_CHUNK):
-            part = valid[i : i + READ_CHUNK]
+        for part in chunk(valid, READ_CHUNK):
             result = await self._graphql(build_read(part, self.quantity_name), "read_stock")
             body = result.body
             data = body.get("data") if isinstance(body, dict) else None
             if result.status >= 400 or not isinstance(data, dict):
-                code, _ = _top_level_message(body.get("errors") if isinstance(body, dict) else None)
-                self._log.warning(
-                    "channel_read_failed",
-                    operation="read_stock",
-                    http_status=result.status,
-                    code=code,
-                )
+                code, _ = graphql_error(body.get("errors") if isinstance(body, dict) else None)
+                self._log_read_failed("read_stock", result, code)
                 continue
             for j, listing in enumerate(part):
                 node = data.get(f"q{j}")

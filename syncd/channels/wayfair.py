@@ -46,20 +46,16 @@ from typing import Any
 
 from syncd.channels.base import (
     BAD_RESPONSE,
-    INVALID_LISTING,
-    ChannelAuthError,
-    Clock,
-    HttpChannel,
     HttpResult,
     PushOutcome,
-    SessionFactory,
     StockUpdate,
-    TokenStore,
-    dedupe_last,
     fail_all,
+    fail_unreadable,
+    failure,
     listing_ref,
-    setting,
+    success,
 )
+from syncd.channels.http import GraphQLChannel, graphql_error
 from syncd.errors import ConfigError
 
 DEFAULT_BATCH = 200
@@ -119,30 +115,14 @@ def parse_save(batch: Sequence[StockUpdate], result: HttpResult) -> list[PushOut
     body = result.body
     retry_after = result.retry_after()
     if not isinstance(body, dict):
-        return fail_all(
-            batch,
-            result.status,
-            None if result.status >= 400 else BAD_RESPONSE,
-            result.snippet(),
-            retry_after,
-        )
+        return fail_unreadable(batch, result, retry_after)
     data = body.get("data")
     inventory = data.get("inventory") if isinstance(data, dict) else None
     save = inventory.get("save") if isinstance(inventory, dict) else None
     errors = body.get("errors")
     if isinstance(errors, list) and errors and not isinstance(save, dict):
-        first = errors[0] if isinstance(errors[0], dict) else {}
-        ext = first.get("extensions")
-        code = ext.get("code") if isinstance(ext, dict) else None
-        msg = first.get("message")
-        return fail_all(
-            batch,
-            result.status,
-            str(code) if code is not None else None,
-            str(msg) if msg is not None else None,
-            retry_after,
-            {"errors": errors},
-        )
+        code, message = graphql_error(errors)
+        return fail_all(batch, result.status, code, message, retry_after, {"errors": errors})
     if result.status >= 400 or not isinstance(save, dict):
         code = None if result.status >= 400 else BAD_RESPONSE
         message = result.snippet()
@@ -172,46 +152,43 @@ def parse_save(batch: Sequence[StockUpdate], result: HttpResult) -> list[PushOut
             text = str(err.get("key"))
             if err.get("message"):
                 text = f"{text}: {err['message']}"
-            out.append(
-                PushOutcome(u.listing_ref, False, result.status, SUBMISSION_ERROR, text, None, raw)
-            )
+            out.append(failure(u, result.status, SUBMISSION_ERROR, text, None, raw))
         else:
-            out.append(PushOutcome(u.listing_ref, True, result.status, None, None, None, raw))
+            out.append(success(u, result.status, raw))
     return out
 
 
-class WayfairChannel(HttpChannel):
+class WayfairChannel(GraphQLChannel):
     platform = "wayfair"
     hard_max_batch = HARD_MAX_BATCH
     default_batch = DEFAULT_BATCH
+    default_base_url = "https://api.wayfair.com"
+    invalid_listing_message = (
+        "wayfair listing needs supplier_part_number (and supplier_id, or the"
+        " account's supplier_id setting)"
+    )
 
-    def __init__(
-        self,
-        account: str,
-        settings: Mapping[str, Any],
-        token_store: TokenStore,
-        session_factory: SessionFactory | None = None,
-        *,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(account, settings, token_store, session_factory, clock=clock)
-        base: str = setting(settings, account, "base_url", str, "https://api.wayfair.com")
-        self.base_url = base.rstrip("/")
-        self.token_url: str = setting(
-            settings, account, "token_url", str, "https://sso.auth.wayfair.com/oauth/token"
+    def _configure(self) -> None:
+        self.token_url: str = self._setting(
+            "token_url", str, "https://sso.auth.wayfair.com/oauth/token"
         )
-        self.audience: str = setting(settings, account, "audience", str, self.base_url + "/")
-        self._client_id: str = setting(settings, account, "client_id", str)
-        self._client_secret: str = setting(settings, account, "client_secret", str)
-        self.supplier_id: int | None = setting(settings, account, "supplier_id", int, None)
-        self.feed_kind: str = setting(settings, account, "feed_kind", str, "DIFFERENTIAL")
+        self.audience: str = self._setting("audience", str, self.base_url + "/")
+        self._client_id: str = self._setting("client_id", str)
+        self._client_secret: str = self._setting("client_secret", str)
+        self.supplier_id: int | None = self._setting("supplier_id", int, None)
+        self.feed_kind: str = self._setting("feed_kind", str, "DIFFERENTIAL")
         if self.feed_kind not in FEED_KINDS:
-            raise ConfigError(f"channels.{account}.feed_kind", "must be DIFFERENTIAL or TRUE_UP")
-        self.read_limit: int = setting(settings, account, "read_limit", int, 10000)
+            raise ConfigError(
+                f"channels.{self.account}.feed_kind", "must be DIFFERENTIAL or TRUE_UP"
+            )
+        self.read_limit: int = self._setting("read_limit", int, 10000)
 
     @property
     def graphql_url(self) -> str:
         return self.base_url + "/v1/graphql"
+
+    def _auth_headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
 
     # -- tokens ---------------------------------------------------------------
 
@@ -231,19 +208,7 @@ class WayfairChannel(HttpChannel):
         result = await self.request("POST", self.token_url, operation="token", json_body=body)
         data = result.body
         if result.status >= 400 or not isinstance(data, dict) or not data.get("access_token"):
-            code = str(data.get("error")) if isinstance(data, dict) and data.get("error") else None
-            msg = (
-                str(data.get("error_description") or data.get("message") or data.get("error"))
-                if isinstance(data, dict)
-                else result.snippet()
-            )
-            raw = (
-                {k: data.get(k) for k in ("error", "error_description", "message")}
-                if isinstance(data, dict)
-                else None
-            )
-            self._log.warning("channel_token_refused", http_status=result.status, code=code)
-            raise ChannelAuthError(self.platform, self.account, result.status, code, msg, raw)
+            raise self._oauth_refused(result, "message", event="channel_token_refused")
         now = self._clock()
         expires_in = float(data.get("expires_in") or 86400)
         return {
@@ -253,40 +218,12 @@ class WayfairChannel(HttpChannel):
             "obtained_at": now,
         }
 
-    async def _graphql(self, request: Mapping[str, Any], operation: str) -> HttpResult:
-        async def send(token: str) -> HttpResult:
-            return await self.request(
-                "POST",
-                self.graphql_url,
-                operation=operation,
-                json_body=request,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-
-        return await self.with_token(send, lambda r: r.status == 401)
-
     # -- push -----------------------------------------------------------------
 
-    def batches(self, updates: Sequence[StockUpdate]) -> list[list[StockUpdate]]:
-        """Up to ``max_batch`` parts per save; a bad listing goes alone."""
-        good: list[StockUpdate] = []
-        bad: list[list[StockUpdate]] = []
-        for u in dedupe_last(updates):
-            if valid_listing(u.listing, self.supplier_id):
-                good.append(u)
-            else:
-                bad.append([u])
-        return [good[i : i + self.max_batch] for i in range(0, len(good), self.max_batch)] + bad
+    def _valid_listing(self, listing: Mapping[str, Any]) -> bool:
+        return valid_listing(listing, self.supplier_id)
 
     async def _push_one(self, batch: list[StockUpdate]) -> list[PushOutcome]:
-        if len(batch) == 1 and not valid_listing(batch[0].listing, self.supplier_id):
-            return fail_all(
-                batch,
-                None,
-                INVALID_LISTING,
-                "wayfair listing needs supplier_part_number (and supplier_id, or the"
-                " account's supplier_id setting)",
-            )
         request = build_save(batch, self.feed_kind, self.supplier_id)
         result = await self._graphql(request, "inventory_save")
         outcomes = parse_save(batch, result)
@@ -326,12 +263,8 @@ class WayfairChannel(HttpChannel):
             errors = body.get("errors") if isinstance(body, dict) else None
             first = errors[0] if isinstance(errors, list) and errors else None
             ext = first.get("extensions") if isinstance(first, dict) else None
-            self._log.warning(
-                "channel_read_failed",
-                operation="inventory_query",
-                http_status=result.status,
-                code=ext.get("code") if isinstance(ext, dict) else None,
-            )
+            code = ext.get("code") if isinstance(ext, dict) else None
+            self._log_read_failed("inventory_query", result, code)
             return out
         for row in rows:
             if not isinstance(row, dict):

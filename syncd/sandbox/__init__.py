@@ -196,7 +196,8 @@ Command line: ``python -m syncd.sandbox --config config/sandbox.example.toml``.
 
 from __future__ import annotations
 
-from syncd.sandbox.base import PLATFORMS, Limits, Sandbox
+from syncd.sandbox.accounts import Limits
+from syncd.sandbox.base import PLATFORMS, Sandbox
 
 __all__ = ["PLATFORMS", "Sandbox", "sandbox_class", "start"]
 

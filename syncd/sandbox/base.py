@@ -1,10 +1,13 @@
-"""What the four marketplace sandboxes share.
+"""The HTTP side of the four marketplace sandboxes: what every platform server shares.
 
-Owns: the account/listing/fault/token model (:class:`Account`, :class:`Listing`,
-:class:`Fault`, :class:`Call`), the per-account token bucket
-(:class:`TokenBucket`: requests/s with a burst, or Shopify's cost points), the
-request recorder and its stats, the server life cycle, the Python API and the
-loopback-only control API under ``/_sandbox`` (:class:`Sandbox`).
+Owns :class:`Sandbox`: the server life cycle (one aiohttp server on
+loopback), the request pipeline's shared steps (:meth:`Sandbox.admit`:
+record, rate limit, request-level faults), the Python API and the
+loopback-only control API under ``/_sandbox``; and the answer helpers
+(:func:`json_response`, :func:`gateway_page`, :func:`request_id`) and body
+readers (:func:`read_json`, :func:`graphql_request`) the platform modules use.
+The state a sandbox keeps (accounts, listings, limits, faults) is
+:mod:`syncd.sandbox.accounts`; its names are re-exported here.
 
 A platform module subclasses :class:`Sandbox` and supplies: its routes, the
 shape of its listing identifiers (``listing_key``), its credentials, and its
@@ -15,50 +18,56 @@ The request pipeline every platform handler follows is::
           -> request-level faults (http_error, timeout, slow, throttle,
              platform_error) -> auth (signature, timestamp, token)
           -> business (per-item faults, stock) -> answer
-
-Tokens expire by wall-clock time (``time.time``, the clients compute
-``expires_at`` the same way); rate limits and request stamps use
-``time.monotonic``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import math
-import secrets
 import time
 import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 import orjson
-import structlog
 from aiohttp import web
 
-log = structlog.get_logger("syncd.sandbox")
+from syncd.sandbox.accounts import (
+    COMMON_FAULTS,
+    REQUEST_FAULTS,
+    Account,
+    Call,
+    Fault,
+    Limits,
+    Listing,
+    SandboxError,
+    TokenBucket,
+    log,
+)
+
+__all__ = [
+    "COMMON_FAULTS",
+    "GATEWAY_PAGES",
+    "PLATFORMS",
+    "REQUEST_FAULTS",
+    "Account",
+    "Call",
+    "ControlOp",
+    "Fault",
+    "Handler",
+    "Limits",
+    "Listing",
+    "Sandbox",
+    "SandboxError",
+    "TokenBucket",
+    "gateway_page",
+    "graphql_request",
+    "json_response",
+    "read_json",
+    "request_id",
+]
 
 PLATFORMS = ("shopee", "lazada", "wayfair", "shopify")
-
-COMMON_FAULTS = frozenset(
-    {
-        "throttle",
-        "http_error",
-        "timeout",
-        "slow",
-        "platform_error",
-        "token_expired",
-        "token_revoked",
-        "refresh_fail",
-        "unknown_listing",
-    }
-)
-"""Faults every platform has; platform modules add their own."""
-
-REQUEST_FAULTS = ("throttle", "http_error", "timeout", "slow", "platform_error")
-"""Faults that act on the whole request before auth, in this order of precedence."""
 
 GATEWAY_PAGES = {
     500: "Internal Server Error",
@@ -95,280 +104,19 @@ def gateway_page(status: int) -> web.Response:
     return web.Response(text=html, status=status, content_type="text/html")
 
 
-class SandboxError(Exception):
-    """A bad control call (unknown account, unsupported fault...): HTTP 400/404."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-# -- rate limiting --------------------------------------------------------------
-
-
-class TokenBucket:
-    """A leaky/token bucket: ``capacity`` units, refilled at ``rate`` units/s.
-
-    With one unit per request it is a requests/s limit with a burst; with
-    Shopify's query costs it is the cost bucket (``level`` is
-    ``currentlyAvailable``).
-    """
-
-    def __init__(
-        self, rate: float, capacity: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate = rate
-        self.capacity = capacity
-        self._clock = clock
-        self._level = capacity
-        self._at = clock()
-
-    def level(self) -> float:
-        now = self._clock()
-        self._level = min(self.capacity, self._level + (now - self._at) * self.rate)
-        self._at = now
-        return self._level
-
-    def take(self, cost: float = 1.0) -> float | None:
-        """Take ``cost`` units; None when admitted, else seconds until it would be."""
-        level = self.level()
-        if level >= cost:
-            self._level = level - cost
-            return None
-        return (cost - level) / self.rate if self.rate > 0 else math.inf
-
-
-# -- model ----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Fault:
-    id: str
-    name: str
-    listing: str | None
-    remaining: int | None
-    params: dict[str, Any]
-
-    def view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "fault": self.name,
-            "listing": self.listing,
-            "remaining": self.remaining,
-            "params": self.params,
-        }
-
-
-@dataclass(slots=True)
-class Listing:
-    key: str
-    ident: dict[str, Any]
-    stock: int
-    pending: list[tuple[float, int]] = field(default_factory=list)
-    """Wayfair: (monotonic apply time, quantity) of accepted saves not applied yet."""
-
-    def settle(self, now: float) -> None:
-        while self.pending and self.pending[0][0] <= now:
-            self.stock = self.pending.pop(0)[1]
-
-
-@dataclass(slots=True)
-class Limits:
-    rate_per_s: float | None = None
-    burst: int | None = None
-    token_ttl_s: float = 3600.0
-    refresh_ttl_s: float = 30 * 86400.0
-    bucket_size: float = 2000.0
-    restore_rate: float = 100.0
-    apply_delay_s: float = 0.0
-
-    def update(self, values: Mapping[str, Any]) -> None:
-        for key, value in values.items():
-            if key not in Limits.__dataclass_fields__:
-                raise SandboxError(f"unknown limit {key!r}")
-            if value is not None and not isinstance(value, int | float):
-                raise SandboxError(f"limit {key!r} must be a number or null")
-            if value is None and key not in ("rate_per_s", "burst"):
-                raise SandboxError(f"limit {key!r} cannot be null")
-            setattr(self, key, value)
-
-    def view(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in Limits.__dataclass_fields__}
-
-
-class Account:
-    """One seller account/shop: credentials, tokens, listings, faults, stats."""
-
-    def __init__(self, name: str, creds: dict[str, Any], limits: Limits) -> None:
-        self.name = name
-        self.creds = creds
-        self.limits = limits
-        self.bucket: TokenBucket | None = None
-        self.listings: dict[str, Listing] = {}
-        self.faults: list[Fault] = []
-        self.access: dict[str, float] = {}
-        """Valid access tokens -> wall-clock expiry."""
-        self.refresh: dict[str, float] = {}
-        """Valid refresh tokens -> wall-clock expiry."""
-        self.access_token = ""
-        self.refresh_token = ""
-        self.codes: set[str] = set()
-        self.reset_stats()
-        self.rebuild_bucket(cost_bucket=False)
-
-    def reset_stats(self) -> None:
-        self.times: list[float] = []
-        self.throttled = 0
-        self.token_requests = 0
-        self.refreshes = 0
-        self.by_path: Counter[str] = Counter()
-        self.last_quantity: dict[str, int] = {}
-        self.updates: Counter[str] = Counter()
-
-    def rebuild_bucket(self, *, cost_bucket: bool) -> None:
-        lim = self.limits
-        if cost_bucket:
-            self.bucket = TokenBucket(lim.restore_rate, lim.bucket_size)
-        elif lim.rate_per_s is None:
-            self.bucket = None
-        else:
-            burst = lim.burst if lim.burst is not None else max(1, math.ceil(lim.rate_per_s))
-            self.bucket = TokenBucket(lim.rate_per_s, burst)
-
-    # -- tokens ---------------------------------------------------------------
-
-    def grant(self, *, rotate_refresh: bool = True, new_refresh: bool = True) -> tuple[str, str]:
-        """Issue a new access token (and, with ``new_refresh``, a new refresh token);
-        older access tokens stay valid until their own expiry. ``rotate_refresh``
-        drops the old refresh token (Shopee); without it the caller decides (Shopify
-        keeps it until the replacement is used)."""
-        now = time.time()
-        self.access_token = secrets.token_hex(16)
-        self.access[self.access_token] = now + self.limits.token_ttl_s
-        if new_refresh or not self.refresh_token:
-            old = self.refresh_token
-            self.refresh_token = secrets.token_hex(16)
-            self.refresh[self.refresh_token] = now + self.limits.refresh_ttl_s
-            if old and rotate_refresh:
-                self.refresh.pop(old, None)
-        return self.access_token, self.refresh_token
-
-    def access_expires_at(self) -> float:
-        return self.access.get(self.access_token, 0.0)
-
-    def token_state(self, token: str | None) -> str:
-        """``ok``, ``expired`` or ``invalid`` (unknown) for an access token."""
-        if not token or token not in self.access:
-            return "invalid"
-        return "ok" if time.time() < self.access[token] else "expired"
-
-    def refresh_state(self, token: str | None) -> str:
-        if not token or token not in self.refresh:
-            return "invalid"
-        return "ok" if time.time() < self.refresh[token] else "expired"
-
-    def expire(self, *, refresh: bool = False) -> None:
-        now = time.time() - 1
-        for token in self.access:
-            self.access[token] = min(self.access[token], now)
-        if refresh:
-            for token in self.refresh:
-                self.refresh[token] = min(self.refresh[token], now)
-
-    # -- stats ----------------------------------------------------------------
-
-    def record(self, path: str) -> None:
-        self.times.append(time.monotonic())
-        self.by_path[path] += 1
-
-    def received(self, key: str, quantity: int) -> None:
-        self.last_quantity[key] = quantity
-        self.updates[key] += 1
-
-    def stats(self) -> dict[str, Any]:
-        best, lo = 0, 0
-        for hi, t in enumerate(self.times):
-            while t - self.times[lo] >= 1.0:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return {
-            "requests": len(self.times),
-            "max_in_1s": best,
-            "throttled": self.throttled,
-            "token_requests": self.token_requests,
-            "refreshes": self.refreshes,
-            "by_path": dict(self.by_path),
-            "last_quantity": dict(self.last_quantity),
-            "updates": dict(self.updates),
-        }
-
-    # -- faults ---------------------------------------------------------------
-
-    def find_fault(
-        self, names: Iterable[str], listing: str | None = None, *, account_wide: bool = True
-    ) -> Fault | None:
-        """First active fault named in ``names`` that applies (account-wide ones, or
-        ones of ``listing``); does not consume it."""
-        wanted = set(names)
-        for f in self.faults:
-            if f.name not in wanted:
-                continue
-            if (f.listing is None and account_wide) or (
-                f.listing is not None and f.listing == listing
-            ):
-                return f
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body (an empty body reads as ``{}``); None when it is not JSON."""
+    try:
+        return orjson.loads(await request.read() or b"{}")
+    except orjson.JSONDecodeError:
         return None
 
-    def consume(self, fired: Iterable[Fault]) -> None:
-        for f in fired:
-            if f.remaining is not None:
-                f.remaining -= 1
-                if f.remaining <= 0 and f in self.faults:
-                    self.faults.remove(f)
 
-
-class Call:
-    """One API request on an account: the listings it touches and the faults that fired.
-
-    Each fault that fires during the request is counted once, at :meth:`done`.
-    """
-
-    def __init__(self, account: Account, listings: Iterable[str] = ()) -> None:
-        self.account = account
-        self.listings = list(listings)
-        self.fired: list[Fault] = []
-        self.cost = 1.0
-        """Shopify: the query cost charged to the bucket."""
-        self.answered_by: Fault | None = None
-        """The request-level fault that answered instead of the platform, if any."""
-
-    def fault(self, *names: str, listing: str | None = None) -> Fault | None:
-        """A fault for the whole request (account-wide, or on any listing touched),
-        or with ``listing`` one for that item only (account-wide ones included)."""
-        acc = self.account
-        found: Fault | None
-        if listing is not None:
-            found = acc.find_fault(names, listing)
-        else:
-            found = acc.find_fault(names, None)
-            for key in self.listings:
-                if found is not None:
-                    break
-                found = acc.find_fault(names, key, account_wide=False)
-        if found is not None and found not in self.fired:
-            self.fired.append(found)
-            log.info(
-                "sandbox_fault_fired",
-                account=acc.name,
-                fault=found.name,
-                listing=found.listing,
-                fault_id=found.id,
-            )
-        return found
-
-    def done(self) -> None:
-        self.account.consume(self.fired)
-        self.fired.clear()
+def graphql_request(body: Any) -> tuple[Any, Any]:
+    """``query`` and ``variables`` (``{}`` when absent) of a GraphQL request body, unchecked."""
+    if not isinstance(body, dict):
+        return None, {}
+    return body.get("query"), body.get("variables") or {}
 
 
 # -- the server -----------------------------------------------------------------
@@ -455,7 +203,13 @@ class Sandbox:
 
     def account_credentials(self, account: Account) -> dict[str, Any]:
         """Client settings for the account, with its current tokens."""
-        raise NotImplementedError
+        return {
+            "base_url": self.base_url,
+            **account.creds,
+            "access_token": account.access_token,
+            "refresh_token": account.refresh_token,
+            "access_token_expires_at": account.access_expires_at(),
+        }
 
     def listing_key(self, account: Account, ident: Mapping[str, Any]) -> str:
         """Canonical key of a listing identifier object; SandboxError if malformed."""

@@ -56,23 +56,14 @@ import itertools
 import math
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
 from aiohttp import web
 
-from syncd.sandbox.base import (
-    COMMON_FAULTS,
-    Account,
-    Call,
-    Limits,
-    Listing,
-    Sandbox,
-    SandboxError,
-    json_response,
-    request_id,
-)
+from syncd.sandbox.accounts import COMMON_FAULTS, Account, Call, Limits, Listing, SandboxError
+from syncd.sandbox.base import Sandbox, json_response, request_id
 
 UPDATE = "/product/stock/sellable/update"
 ITEM_GET = "/product/item/get"
@@ -127,6 +118,19 @@ def error(kind: str, detail: list[dict[str, Any]] | None = None, **fmt: Any) -> 
     return json_response(body)
 
 
+def custom_error(params: Mapping[str, Any], kind: str) -> web.Response:
+    """The ``kind`` error, with ``type``/``code``/``message`` from a fault's params when given."""
+    etype, code, message = ERRORS[kind]
+    return json_response(
+        {
+            "type": params.get("type", etype),
+            "code": params.get("code", code),
+            "message": params.get("message", message),
+            "request_id": request_id(),
+        }
+    )
+
+
 def ok(data: Any) -> web.Response:
     return json_response({"code": "0", "data": data, "request_id": request_id()})
 
@@ -179,15 +183,6 @@ class LazadaSandbox(Sandbox):
         acc.grant()
         return acc
 
-    def account_credentials(self, account: Account) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            **account.creds,
-            "access_token": account.access_token,
-            "refresh_token": account.refresh_token,
-            "access_token_expires_at": account.access_expires_at(),
-        }
-
     def normalize_listing(self, account: Account, ident: Mapping[str, Any]) -> dict[str, Any]:
         sku_id = ident.get("sku_id")
         return {
@@ -219,22 +214,12 @@ class LazadaSandbox(Sandbox):
     # -- answers ---------------------------------------------------------------
 
     def throttle_answer(self, call: Call, retry_after_s: float) -> web.Response:
-        f = call.answered_by
-        if f is not None and f.params.get("code") == "E901":
+        if call.answer_params.get("code") == "E901":
             return error("e901")
         return error("throttle", n=max(1, math.ceil(retry_after_s)))
 
     def platform_error_answer(self, call: Call) -> web.Response:
-        params = call.answered_by.params if call.answered_by else {}
-        etype, code, message = ERRORS["inner"]
-        return json_response(
-            {
-                "type": params.get("type", etype),
-                "code": params.get("code", code),
-                "message": params.get("message", message),
-                "request_id": request_id(),
-            }
-        )
+        return custom_error(call.answer_params, "inner")
 
     # -- auth ------------------------------------------------------------------
 
@@ -267,22 +252,31 @@ class LazadaSandbox(Sandbox):
                 return acc
         return None
 
-    async def _seller_call(
-        self, request: web.Request, params: dict[str, str], keys: list[str]
-    ) -> tuple[Call | None, web.StreamResponse | None]:
+    async def _seller_api(
+        self,
+        request: web.Request,
+        params: dict[str, str],
+        keys: list[str],
+        business: Callable[[Call], web.Response],
+    ) -> web.StreamResponse:
+        """Identify the seller by access token, admit the request, check signature and
+        token, then answer with ``business``; the faults that fired count once."""
         token = params.get("access_token")
         acc = self._by_token(token)
         if acc is None:
-            return None, error("missing", name="access_token") if not token else error("token")
+            return error("missing", name="access_token") if not token else error("token")
         call = Call(acc, keys)
-        early = await self.admit(call, request.path)
-        if early is None:
-            early = self._check(acc, request, params)
-        if early is None and (
-            call.fault("token_expired", "token_revoked") or acc.token_state(token) != "ok"
-        ):
-            early = error("token")
-        return call, early
+        try:
+            early = await self.admit(call, request.path)
+            if early is None:
+                early = self._check(acc, request, params)
+            if early is None and (
+                call.fault("token_expired", "token_revoked") or acc.token_state(token) != "ok"
+            ):
+                early = error("token")
+            return early if early is not None else business(call)
+        finally:
+            call.done()
 
     # -- routes ----------------------------------------------------------------
 
@@ -307,14 +301,8 @@ class LazadaSandbox(Sandbox):
         except ET.ParseError:
             malformed = True
         listings = [self._find(acc, i, s, ss) if acc else None for i, s, ss, _ in skus]
-        call, early = await self._seller_call(
-            request, params, [li.key for li in listings if li is not None]
-        )
-        if call is None or early is not None:
-            if call is not None:
-                call.done()
-            return early if early is not None else error("token")
-        try:
+
+        def business(call: Call) -> web.Response:
             if malformed:
                 return error("format")
             if not skus:
@@ -323,10 +311,11 @@ class LazadaSandbox(Sandbox):
                 return error("too_many")
             f = call.fault("vacation")
             if f is not None:
-                return _custom(f.params, "holiday")
+                return custom_error(f.params, "holiday")
             return self._apply(call, skus, listings)
-        finally:
-            call.done()
+
+        keys = [li.key for li in listings if li is not None]
+        return await self._seller_api(request, params, keys, business)
 
     def _apply(
         self,
@@ -376,25 +365,20 @@ class LazadaSandbox(Sandbox):
             hit = self._find(acc, None, None, seller_sku) if seller_sku else None
             want = item_id or (hit.ident["item_id"] if hit else None)
             rows = [li for li in acc.listings.values() if li.ident["item_id"] == want]
-        call, early = await self._seller_call(request, params, [li.key for li in rows])
-        if call is None or early is not None:
-            if call is not None:
-                call.done()
-            return early if early is not None else error("token")
-        try:
-            rows = [li for li in rows if not call.fault("unknown_listing", listing=li.key)]
-            if not rows:
+
+        def business(call: Call) -> web.Response:
+            found = [li for li in rows if not call.fault("unknown_listing", listing=li.key)]
+            if not found:
                 return error("not_found")
+            first = found[0].ident["item_id"]
             return ok(
                 {
-                    "item_id": int(rows[0].ident["item_id"])
-                    if rows[0].ident["item_id"].isdigit()
-                    else rows[0].ident["item_id"],
-                    "skus": [self._sku_view(call, li) for li in rows],
+                    "item_id": int(first) if first.isdigit() else first,
+                    "skus": [self._sku_view(call, li) for li in found],
                 }
             )
-        finally:
-            call.done()
+
+        return await self._seller_api(request, params, [li.key for li in rows], business)
 
     def _sku_view(self, call: Call, li: Listing) -> dict[str, Any]:
         acc = call.account
@@ -471,15 +455,3 @@ class LazadaSandbox(Sandbox):
             )
         finally:
             call.done()
-
-
-def _custom(params: Mapping[str, Any], kind: str) -> web.Response:
-    etype, code, message = ERRORS[kind]
-    return json_response(
-        {
-            "type": params.get("type", etype),
-            "code": params.get("code", code),
-            "message": params.get("message", message),
-            "request_id": request_id(),
-        }
-    )

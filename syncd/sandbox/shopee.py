@@ -53,23 +53,13 @@ import hashlib
 import hmac
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-import orjson
 from aiohttp import web
 
-from syncd.sandbox.base import (
-    COMMON_FAULTS,
-    Account,
-    Call,
-    Limits,
-    Listing,
-    Sandbox,
-    SandboxError,
-    json_response,
-    request_id,
-)
+from syncd.sandbox.accounts import COMMON_FAULTS, Account, Call, Limits, Listing, SandboxError
+from syncd.sandbox.base import Sandbox, json_response, read_json, request_id
 
 UPDATE_STOCK = "/api/v2/product/update_stock"
 GET_MODEL_LIST = "/api/v2/product/get_model_list"
@@ -166,14 +156,7 @@ class ShopeeSandbox(Sandbox):
         return acc
 
     def account_credentials(self, account: Account) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            **account.creds,
-            "access_token": account.access_token,
-            "refresh_token": account.refresh_token,
-            "access_token_expires_at": account.access_expires_at(),
-            "code": next(iter(account.codes), None),
-        }
+        return {**super().account_credentials(account), "code": next(iter(account.codes), None)}
 
     def normalize_listing(self, account: Account, ident: Mapping[str, Any]) -> dict[str, Any]:
         item, model = _int(ident.get("item_id")), _int(ident.get("model_id") or 0)
@@ -205,41 +188,46 @@ class ShopeeSandbox(Sandbox):
         return answer(*THROTTLE)
 
     def platform_error_answer(self, call: Call) -> web.Response:
-        params = call.answered_by.params if call.answered_by else {}
+        params = call.answer_params
         error = str(params.get("error", INNER[0]))
         return answer(error, str(params.get("message", INNER[1])), status=params.get("status"))
 
     # -- auth ------------------------------------------------------------------
 
-    async def _shop_call(
-        self, request: web.Request, keys: list[str] | None
-    ) -> tuple[Call, web.StreamResponse | None]:
-        """Identify the shop, admit the request and check the shop-API signature."""
-        q = request.query
-        acc = self._by_shop(_int(q.get("shop_id")))
+    async def _shop_api(
+        self, request: web.Request, keys: list[str], business: Callable[[Call], web.Response]
+    ) -> web.StreamResponse:
+        """Identify the shop, admit the request, check the shop-API signature and token,
+        then answer with ``business``; the faults that fired count once. A request that
+        names no known shop is answered without being recorded."""
+        acc = self._by_shop(_int(request.query.get("shop_id")))
         if acc is None:
-            raise _Refuse(answer("error_auth", "Invalid partner_id or shopid."))
-        call = Call(acc, keys if keys is not None else [])
-        early = await self.admit(call, request.path)
-        if early is not None:
-            return call, early
+            return answer("error_auth", "Invalid partner_id or shopid.")
+        call = Call(acc, keys)
+        try:
+            early = await self.admit(call, request.path)
+            if early is None:
+                early = self._shop_auth(call, request)
+            return early if early is not None else business(call)
+        finally:
+            call.done()
+
+    def _shop_auth(self, call: Call, request: web.Request) -> web.Response | None:
+        q = request.query
         token = q.get("access_token")
         if not token:
-            return call, answer("error_param", "There is no access_token in query")
-        bad = self._check_common(acc, request, token + q.get("shop_id", ""))
+            return answer("error_param", "There is no access_token in query")
+        bad = self._check_common(call.account, request, token + q.get("shop_id", ""))
         if bad is not None:
-            return call, bad
-        if call.fault("token_expired", "token_revoked") or acc.token_state(token) != "ok":
-            return call, answer(*BAD_TOKEN)
-        return call, None
+            return bad
+        if call.fault("token_expired", "token_revoked") or call.account.token_state(token) != "ok":
+            return answer(*BAD_TOKEN)
+        return None
 
     # -- routes ----------------------------------------------------------------
 
     async def update_stock(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = orjson.loads(await request.read() or b"{}")
-        except orjson.JSONDecodeError:
-            body = None
+        body = await read_json(request)
         item_id = _int(body.get("item_id")) if isinstance(body, dict) else None
         stock_list = body.get("stock_list") if isinstance(body, dict) else None
         entries: list[tuple[int | None, Any]] = []
@@ -248,20 +236,15 @@ class ShopeeSandbox(Sandbox):
                 m = m if isinstance(m, dict) else {}
                 entries.append((_int(m.get("model_id", 0)), m.get("seller_stock")))
         keys = [f"{item_id}/{mid}" for mid, _ in entries]
-        try:
-            call, early = await self._shop_call(request, keys)
-        except _Refuse as r:
-            return r.response
-        try:
-            if early is not None:
-                return early
+
+        def business(call: Call) -> web.Response:
             if item_id is None or not isinstance(stock_list, list):
                 return answer("error_param", "item_id and stock_list are required")
             if not 1 <= len(entries) <= 50:
                 return answer("error_param", "stock_list must have 1-50 models")
             return self._apply(call, item_id, entries)
-        finally:
-            call.done()
+
+        return await self._shop_api(request, keys, business)
 
     def _apply(
         self, call: Call, item_id: int, entries: list[tuple[int | None, Any]]
@@ -374,52 +357,48 @@ class ShopeeSandbox(Sandbox):
             if acc
             else []
         )
-        try:
-            call, early = await self._shop_call(request, keys)
-        except _Refuse as r:
-            return r.response
-        try:
-            if early is not None:
-                return early
-            if not ids or len(ids) > 50:
-                return answer(
-                    "error_param",
-                    "item_id is invalid" if models else "item_id_list must have 1-50 ids",
-                )
-            listings = [li for li in call.account.listings.values() if li.ident["item_id"] in ids]
-            if models:
-                if not listings:
-                    return answer(*NOT_FOUND)
-                return answer(
-                    response={
-                        "tier_variation": [],
-                        "model": [
-                            {
-                                "model_id": li.ident["model_id"],
-                                "model_sku": str(li.ident.get("sku", "")),
-                                "stock_info_v2": self._stock_info(call, li),
-                            }
-                            for li in listings
-                            if li.ident["model_id"] != 0
-                        ],
-                    }
-                )
-            items = []
-            for item_id in ids:
-                rows = [li for li in listings if li.ident["item_id"] == item_id]
-                if not rows:
-                    continue
-                entry: dict[str, Any] = {
-                    "item_id": item_id,
-                    "item_status": "NORMAL",
-                    "has_model": any(li.ident["model_id"] for li in rows),
+        return await self._shop_api(
+            request, keys, lambda call: self._read_answer(call, ids, models)
+        )
+
+    def _read_answer(self, call: Call, ids: list[int] | None, models: bool) -> web.Response:
+        if not ids or len(ids) > 50:
+            return answer(
+                "error_param",
+                "item_id is invalid" if models else "item_id_list must have 1-50 ids",
+            )
+        listings = [li for li in call.account.listings.values() if li.ident["item_id"] in ids]
+        if models:
+            if not listings:
+                return answer(*NOT_FOUND)
+            return answer(
+                response={
+                    "tier_variation": [],
+                    "model": [
+                        {
+                            "model_id": li.ident["model_id"],
+                            "model_sku": str(li.ident.get("sku", "")),
+                            "stock_info_v2": self._stock_info(call, li),
+                        }
+                        for li in listings
+                        if li.ident["model_id"] != 0
+                    ],
                 }
-                if not entry["has_model"]:
-                    entry["stock_info_v2"] = self._stock_info(call, rows[0])
-                items.append(entry)
-            return answer(response={"item_list": items})
-        finally:
-            call.done()
+            )
+        items = []
+        for item_id in ids:
+            rows = [li for li in listings if li.ident["item_id"] == item_id]
+            if not rows:
+                continue
+            entry: dict[str, Any] = {
+                "item_id": item_id,
+                "item_status": "NORMAL",
+                "has_model": any(li.ident["model_id"] for li in rows),
+            }
+            if not entry["has_model"]:
+                entry["stock_info_v2"] = self._stock_info(call, rows[0])
+            items.append(entry)
+        return answer(response={"item_list": items})
 
     # -- token calls -----------------------------------------------------------
 
@@ -430,10 +409,7 @@ class ShopeeSandbox(Sandbox):
         return await self._public(request, exchange=False)
 
     async def _public(self, request: web.Request, *, exchange: bool) -> web.StreamResponse:
-        try:
-            body = orjson.loads(await request.read() or b"{}")
-        except orjson.JSONDecodeError:
-            body = {}
+        body = await read_json(request)
         body = body if isinstance(body, dict) else {}
         acc = self._by_shop(_int(body.get("shop_id")))
         if acc is None:
@@ -496,11 +472,3 @@ class ShopeeSandbox(Sandbox):
 
     def _check_public_sign(self, acc: Account, request: web.Request) -> web.Response | None:
         return self._check_common(acc, request, "")
-
-
-class _Refuse(Exception):
-    """Raised before any account is known: answer without recording."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__("refused")
-        self.response = response

@@ -56,16 +56,8 @@ from typing import Any, ClassVar
 import orjson
 from aiohttp import web
 
-from syncd.sandbox.base import (
-    COMMON_FAULTS,
-    Account,
-    Call,
-    Limits,
-    Sandbox,
-    SandboxError,
-    json_response,
-    request_id,
-)
+from syncd.sandbox.accounts import COMMON_FAULTS, Account, Call, Limits, SandboxError
+from syncd.sandbox.base import Sandbox, graphql_request, json_response, read_json, request_id
 
 VERSION = "2026-04"
 MAX_INPUT = 250
@@ -176,13 +168,8 @@ class ShopifySandbox(Sandbox):
         return acc
 
     def account_credentials(self, account: Account) -> dict[str, Any]:
-        return {
-            "base_url": f"{self.root_url}/shops/{account.creds['shop']}",
-            **account.creds,
-            "access_token": account.access_token,
-            "refresh_token": account.refresh_token,
-            "access_token_expires_at": account.access_expires_at(),
-        }
+        base_url = f"{self.root_url}/shops/{account.creds['shop']}"
+        return {**super().account_credentials(account), "base_url": base_url}
 
     def normalize_listing(self, account: Account, ident: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -225,6 +212,13 @@ class ShopifySandbox(Sandbox):
         body["extensions"] = self._cost(call.account, cost)
         return json_response(body)
 
+    def _error(self, call: Call, message: str, code: str | None, cost: float) -> web.Response:
+        """A top-level GraphQL error (no ``data``), with the cost extension."""
+        error: dict[str, Any] = {"message": message}
+        if code is not None:
+            error["extensions"] = {"code": code}
+        return self._answer(call, {"errors": [error]}, cost)
+
     def throttle_answer(self, call: Call, retry_after_s: float) -> web.Response:
         return self._answer(
             call,
@@ -243,7 +237,7 @@ class ShopifySandbox(Sandbox):
         )
 
     def platform_error_answer(self, call: Call) -> web.Response:
-        params = call.answered_by.params if call.answered_by else {}
+        params = call.answer_params
         rid = request_id()
         message = str(
             params.get(
@@ -270,12 +264,7 @@ class ShopifySandbox(Sandbox):
         if acc is None:
             return json_response({"errors": "Not Found"}, 404)
         token = request.headers.get("X-Shopify-Access-Token", "")
-        try:
-            body = orjson.loads(await request.read() or b"{}")
-        except orjson.JSONDecodeError:
-            body = None
-        query = body.get("query") if isinstance(body, dict) else None
-        variables = (body.get("variables") or {}) if isinstance(body, dict) else {}
+        query, variables = graphql_request(await read_json(request))
         if not isinstance(variables, dict):
             variables = {}
         query = query if isinstance(query, str) else ""
@@ -307,25 +296,17 @@ class ShopifySandbox(Sandbox):
                 return json_response(BAD_TOKEN, 401)
             self._used_access(acc, token)
             if not query:
-                return self._answer(
-                    call, {"errors": [{"message": "No query string was present"}]}, 0
-                )
+                return self._error(call, "No query string was present", None, 0)
             if set_m:
                 version = request.match_info["version"]
                 return self._set(call, query, variables, set_m.group(1), version, cost)
             if items and not query.lstrip().startswith("mutation"):
                 return self._read(call, query, items, variables, cost)
-            return self._answer(
+            return self._error(
                 call,
-                {
-                    "errors": [
-                        {
-                            "message": "The sandbox knows inventorySetQuantities and "
-                            "inventoryItem { inventoryLevel { quantities } } only",
-                            "extensions": {"code": "undefinedField"},
-                        }
-                    ]
-                },
+                "The sandbox knows inventorySetQuantities and "
+                "inventoryItem { inventoryLevel { quantities } } only",
+                "undefinedField",
                 cost,
             )
         finally:
@@ -353,17 +334,10 @@ class ShopifySandbox(Sandbox):
             else ""
         )
         if strict and not key:
-            return self._answer(
+            return self._error(
                 call,
-                {
-                    "errors": [
-                        {
-                            "message": "The @idempotent directive is required for this mutation but was "
-                            "not provided.",
-                            "extensions": {"code": "BAD_REQUEST"},
-                        }
-                    ]
-                },
+                "The @idempotent directive is required for this mutation but was not provided.",
+                "BAD_REQUEST",
                 cost,
             )
         inp = variables.get(var)
@@ -374,47 +348,28 @@ class ShopifySandbox(Sandbox):
             or not isinstance(inp.get("reason"), str)
             or not all(isinstance(r, dict) for r in rows)
         ):
-            return self._answer(
+            return self._error(
                 call,
-                {
-                    "errors": [
-                        {
-                            "message": f"Variable ${var} of type InventorySetQuantitiesInput! was provided "
-                            "invalid value",
-                            "extensions": {"code": "INVALID_VARIABLE"},
-                        }
-                    ]
-                },
+                f"Variable ${var} of type InventorySetQuantitiesInput! was provided invalid value",
+                "INVALID_VARIABLE",
                 cost,
             )
         if len(rows) > MAX_INPUT:
-            return self._answer(
+            return self._error(
                 call,
-                {
-                    "errors": [
-                        {
-                            "message": f"The input array size of {len(rows)} is greater than the maximum "
-                            f"allowed of {MAX_INPUT}.",
-                            "extensions": {"code": "MAX_INPUT_SIZE_EXCEEDED"},
-                        }
-                    ]
-                },
+                f"The input array size of {len(rows)} is greater than the maximum "
+                f"allowed of {MAX_INPUT}.",
+                "MAX_INPUT_SIZE_EXCEEDED",
                 cost,
             )
         for i, row in enumerate(rows):
             if strict and "changeFromQuantity" not in row:
-                return self._answer(
+                return self._error(
                     call,
-                    {
-                        "errors": [
-                            {
-                                "message": f"Variable ${var} of type InventorySetQuantitiesInput! was provided"
-                                f" invalid value for quantities.{i}: InventoryQuantityInput must "
-                                "include the following argument: changeFromQuantity",
-                                "extensions": {"code": "INVALID_FIELD_ARGUMENTS"},
-                            }
-                        ]
-                    },
+                    f"Variable ${var} of type InventorySetQuantitiesInput! was provided"
+                    f" invalid value for quantities.{i}: InventoryQuantityInput must "
+                    "include the following argument: changeFromQuantity",
+                    "INVALID_FIELD_ARGUMENTS",
                     cost,
                 )
         fingerprint = orjson.dumps(inp, option=orjson.OPT_SORT_KEYS)
@@ -563,10 +518,7 @@ class ShopifySandbox(Sandbox):
         if acc is None:
             return json_response({"errors": "Not Found"}, 404)
         if request.content_type == "application/json":
-            try:
-                raw = orjson.loads(await request.read() or b"{}")
-            except orjson.JSONDecodeError:
-                raw = {}
+            raw = await read_json(request)
             form = {k: str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         else:
             form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}

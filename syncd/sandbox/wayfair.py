@@ -53,19 +53,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import orjson
 from aiohttp import web
 
-from syncd.sandbox.base import (
-    COMMON_FAULTS,
-    Account,
-    Call,
-    Limits,
-    Listing,
-    Sandbox,
-    SandboxError,
-    json_response,
-)
+from syncd.sandbox.accounts import COMMON_FAULTS, Account, Call, Limits, Listing, SandboxError
+from syncd.sandbox.base import Sandbox, graphql_request, json_response, read_json
 
 TOKEN = "/oauth/token"
 GRAPHQL = "/v1/graphql"
@@ -142,10 +133,10 @@ class WayfairSandbox(Sandbox):
         }
 
     def listing_key(self, account: Account, ident: Mapping[str, Any]) -> str:
-        part = ident.get("supplier_part_number")
-        if not isinstance(part, str) or not part:
+        key = self._input_key(account, ident)
+        if key is None:
             raise SandboxError(f"wayfair listing needs supplier_part_number: {dict(ident)}")
-        return f"{ident.get('supplier_id') or account.creds['supplier_id']}/{part}"
+        return key
 
     def shown(self, account: Account, listing: Listing) -> int:
         if account.find_fault(["forced_zero"], listing.key) is not None:
@@ -161,7 +152,7 @@ class WayfairSandbox(Sandbox):
         )
 
     def platform_error_answer(self, call: Call) -> web.Response:
-        params = call.answered_by.params if call.answered_by else {}
+        params = call.answer_params
         return gql_errors(
             str(params.get("message", "Internal server error")),
             "INTERNAL_SERVER_ERROR",
@@ -179,10 +170,7 @@ class WayfairSandbox(Sandbox):
     # -- token -----------------------------------------------------------------
 
     async def token(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = orjson.loads(await request.read() or b"{}")
-        except orjson.JSONDecodeError:
-            body = None
+        body = await read_json(request)
         if not isinstance(body, dict):
             return json_response(
                 {"error": "invalid_request", "error_description": "body must be JSON"}, 400
@@ -240,12 +228,7 @@ class WayfairSandbox(Sandbox):
         acc = next((a for a in self.accounts.values() if token and token in a.access), None)
         if acc is None:
             return self.unauthorized()
-        try:
-            body = orjson.loads(await request.read() or b"{}")
-        except orjson.JSONDecodeError:
-            body = None
-        query = body.get("query") if isinstance(body, dict) else None
-        variables = (body.get("variables") or {}) if isinstance(body, dict) else {}
+        query, variables = graphql_request(await read_json(request))
         inputs = variables.get("inventory") if isinstance(variables, dict) else None
         keys = []
         if isinstance(query, str) and SAVE_RE.search(query) and isinstance(inputs, list):

@@ -164,74 +164,60 @@ async def lazada_setup(
         sb.add_listing("sg", lst, stock=1)
     store = MemoryTokenStore()
     full = {**creds, "auth_url": creds["base_url"], **settings}
-    return sb, LazadaChannel("lazada:sg", full, store), store
+    return sb, sandbox_factory.closing(LazadaChannel("lazada:sg", full, store)), store
 
 
 async def test_sandbox_push_and_read_back(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await lazada_setup(sandbox_factory)
-    try:
-        by_sku_only = {"seller_sku": "MUG-1"}
-        out = await ch.push([upd(A, 10), upd(B, 0), upd(by_sku_only, 4)])
-        assert all(o.ok for o in out)
-        assert (sb.stock("sg", A), sb.stock("sg", B), sb.stock("sg", C)) == (10, 0, 4)
-        got = await ch.read_stock([A, B, by_sku_only, {"item_id": 1, "sku_id": 1}])
-        assert got == {listing_ref(A): 10, listing_ref(B): 0, listing_ref(by_sku_only): 4}
-        stats = sb.stats("sg")["by_path"]
-        assert stats["/rest/product/stock/sellable/update"] == 1  # one call, two items
-        # One call per item id (A and B share one) or per lone seller_sku.
-        assert stats["/rest/product/item/get"] == 3
-    finally:
-        await ch.close()
+    by_sku_only = {"seller_sku": "MUG-1"}
+    out = await ch.push([upd(A, 10), upd(B, 0), upd(by_sku_only, 4)])
+    assert all(o.ok for o in out)
+    assert (sb.stock("sg", A), sb.stock("sg", B), sb.stock("sg", C)) == (10, 0, 4)
+    got = await ch.read_stock([A, B, by_sku_only, {"item_id": 1, "sku_id": 1}])
+    assert got == {listing_ref(A): 10, listing_ref(B): 0, listing_ref(by_sku_only): 4}
+    stats = sb.stats("sg")["by_path"]
+    assert stats["/rest/product/stock/sellable/update"] == 1  # one call, two items
+    # One call per item id (A and B share one) or per lone seller_sku.
+    assert stats["/rest/product/item/get"] == 3
 
 
 async def test_sandbox_detail_and_throttle_answers(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await lazada_setup(sandbox_factory)
-    try:
-        sb.inject("sg", "unknown_listing", listing=B, count=1)
-        a, b = await ch.push([upd(A, 3), upd(B, 3)])
-        assert (b.code, b.message) == ("501", "SELLER_SKU_INVALID")
-        assert a.code == BATCH_REJECTED  # not known to be applied: re-sending is harmless
+    sb.inject("sg", "unknown_listing", listing=B, count=1)
+    a, b = await ch.push([upd(A, 3), upd(B, 3)])
+    assert (b.code, b.message) == ("501", "SELLER_SKU_INVALID")
+    assert a.code == BATCH_REJECTED  # not known to be applied: re-sending is harmless
 
-        sb.inject("sg", "reserved", listing=A, quantity=5)
-        out = await ch.push([upd(A, 2)])
-        assert (
-            out[0].message == "SellableQuantity cannot be less than the campaign locked quantity 5"
-        )
+    sb.inject("sg", "reserved", listing=A, quantity=5)
+    out = await ch.push([upd(A, 2)])
+    assert out[0].message == "SellableQuantity cannot be less than the campaign locked quantity 5"
 
-        sb.inject("sg", "throttle", count=1, retry_after_s=3)
-        out = await ch.push([upd(C, 1)])
-        assert out[0].code == "ApiCallLimit" and out[0].retry_after_s == 3.0
-        assert out[0].http_status == 200
-    finally:
-        await ch.close()
+    sb.inject("sg", "throttle", count=1, retry_after_s=3)
+    out = await ch.push([upd(C, 1)])
+    assert out[0].code == "ApiCallLimit" and out[0].retry_after_s == 3.0
+    assert out[0].http_status == 200
 
 
 async def test_sandbox_expired_token_refresh_and_resend(sandbox_factory: SandboxFactory) -> None:
     sb, ch, store = await lazada_setup(sandbox_factory)
-    try:
-        sb.expire_token("sg")
-        out = await ch.push([upd(A, 8)])
-        assert out[0].ok and sb.stock("sg", A) == 8
-        stats = sb.stats("sg")
-        assert stats["refreshes"] == 1
-        assert stats["by_path"]["/rest/product/stock/sellable/update"] == 2
-        token = store.get("lazada:sg")
-        assert token is not None
-        assert token["access_token"] == sb.credentials("sg")["access_token"]
-        assert "refresh_expires_at" in token
-        # The new token is used from now on, without another refresh.
-        assert (await ch.push([upd(A, 9)]))[0].ok
-        assert sb.stats("sg")["refreshes"] == 1
-    finally:
-        await ch.close()
+    sb.expire_token("sg")
+    out = await ch.push([upd(A, 8)])
+    assert out[0].ok and sb.stock("sg", A) == 8
+    stats = sb.stats("sg")
+    assert stats["refreshes"] == 1
+    assert stats["by_path"]["/rest/product/stock/sellable/update"] == 2
+    token = store.get("lazada:sg")
+    assert token is not None
+    assert token["access_token"] == sb.credentials("sg")["access_token"]
+    assert "refresh_expires_at" in token
+    # The new token is used from now on, without another refresh.
+    assert (await ch.push([upd(A, 9)]))[0].ok
+    assert sb.stats("sg")["refreshes"] == 1
 
 
 async def test_sandbox_refresh_refused(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await lazada_setup(sandbox_factory)
-    try:
-        sb.inject("sg", "token_revoked")
-        out = await ch.push([upd(A, 1)])
-        assert not out[0].ok and out[0].code == "IllegalRefreshToken"
-        assert out[0].raw is not None and out[0].raw["stage"] == "token"
-    finally:
-        await ch.close()
+    sb.inject("sg", "token_revoked")
+    out = await ch.push([upd(A, 1)])
+    assert not out[0].ok and out[0].code == "IllegalRefreshToken"
+    assert out[0].raw is not None and out[0].raw["stage"] == "token"

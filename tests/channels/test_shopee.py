@@ -221,79 +221,84 @@ async def shopee_setup(
     for lst, stock in ((M10, 1), (M11, 2), (PLAIN, 3)):
         sb.add_listing("main", lst, stock=stock)
     store = store if store is not None else MemoryTokenStore()
-    ch = ShopeeChannel("shopee:main", {**creds, **settings}, store)
+    ch = sandbox_factory.closing(ShopeeChannel("shopee:main", {**creds, **settings}, store))
     return sb, ch, store
+
+
+def store_current_token(
+    sb: Sandbox, store: TokenStore, *, expires_in: float, refresh_in: float
+) -> None:
+    """Put the sandbox's current tokens in ``store``, expiring and due for refresh
+    ``expires_in`` and ``refresh_in`` seconds from now."""
+    creds = sb.credentials("main")
+    store.put(
+        "shopee:main",
+        {
+            "access_token": creds["access_token"],
+            "refresh_token": creds["refresh_token"],
+            "expires_at": time.time() + expires_in,
+            "refresh_at": time.time() + refresh_in,
+        },
+    )
 
 
 async def test_sandbox_push_and_read_back(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await shopee_setup(sandbox_factory)
-    try:
-        out = await ch.push([upd(M10, 7), upd(M11, 0)])
-        assert [(o.ok, o.http_status) for o in out] == [(True, 200), (True, 200)]
-        out = await ch.push([upd(PLAIN, 9)])
-        assert out[0].ok
-        assert sb.stock("main", M10) == 7 and sb.stock("main", M11) == 0
-        assert sb.stock("main", PLAIN) == 9
-        got = await ch.read_stock([M10, M11, PLAIN, {"item_id": 999, "model_id": 1}])
-        assert got == {listing_ref(M10): 7, listing_ref(M11): 0, listing_ref(PLAIN): 9}
-        assert sb.stats("main")["by_path"]["/api/v2/product/update_stock"] == 2
-    finally:
-        await ch.close()
+    out = await ch.push([upd(M10, 7), upd(M11, 0)])
+    assert [(o.ok, o.http_status) for o in out] == [(True, 200), (True, 200)]
+    out = await ch.push([upd(PLAIN, 9)])
+    assert out[0].ok
+    assert sb.stock("main", M10) == 7 and sb.stock("main", M11) == 0
+    assert sb.stock("main", PLAIN) == 9
+    got = await ch.read_stock([M10, M11, PLAIN, {"item_id": 999, "model_id": 1}])
+    assert got == {listing_ref(M10): 7, listing_ref(M11): 0, listing_ref(PLAIN): 9}
+    assert sb.stats("main")["by_path"]["/api/v2/product/update_stock"] == 2
 
 
 async def test_sandbox_mixed_batch_is_split_per_item(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await shopee_setup(sandbox_factory)
-    try:
-        out = await ch.push([upd(M10, 4), upd(PLAIN, 5), upd(M11, 6)])
-        assert [o.listing_ref for o in out] == [listing_ref(x) for x in (M10, PLAIN, M11)]
-        assert all(o.ok for o in out)
-        assert sb.stats("main")["by_path"]["/api/v2/product/update_stock"] == 2
-    finally:
-        await ch.close()
+    out = await ch.push([upd(M10, 4), upd(PLAIN, 5), upd(M11, 6)])
+    assert [o.listing_ref for o in out] == [listing_ref(x) for x in (M10, PLAIN, M11)]
+    assert all(o.ok for o in out)
+    assert sb.stats("main")["by_path"]["/api/v2/product/update_stock"] == 2
 
 
 async def test_sandbox_platform_answers_become_outcomes(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await shopee_setup(sandbox_factory)
-    try:
-        sb.inject("main", "unknown_listing", listing=M11, count=1)
-        ok, bad = await ch.push([upd(M10, 1), upd(M11, 1)])
-        assert ok.ok and not bad.ok
-        assert bad.http_status == 200 and bad.message == "model ID not exist in sku"
+    sb.inject("main", "unknown_listing", listing=M11, count=1)
+    ok, bad = await ch.push([upd(M10, 1), upd(M11, 1)])
+    assert ok.ok and not bad.ok
+    assert bad.http_status == 200 and bad.message == "model ID not exist in sku"
 
-        sb.inject("main", "vacation", count=1, prefixed=True)
-        out = await ch.push([upd(M10, 1)])
-        assert out[0].code == "product.error_holiday_mode_change_stock"
-        assert out[0].message == "Cannot change stock in holiday mode."
+    sb.inject("main", "vacation", count=1, prefixed=True)
+    out = await ch.push([upd(M10, 1)])
+    assert out[0].code == "product.error_holiday_mode_change_stock"
+    assert out[0].message == "Cannot change stock in holiday mode."
 
-        sb.inject("main", "reserved", listing=M10, count=1, quantity=5, error="error_busi")
-        out = await ch.push([upd(M10, 2)])
-        assert out[0].code == "error_busi"
-        assert out[0].message == "Total stock must be more than reserved stock."
+    sb.inject("main", "reserved", listing=M10, count=1, quantity=5, error="error_busi")
+    out = await ch.push([upd(M10, 2)])
+    assert out[0].code == "error_busi"
+    assert out[0].message == "Total stock must be more than reserved stock."
 
-        sb.inject("main", "throttle", count=1)
-        out = await ch.push([upd(M10, 1)])
-        assert (out[0].http_status, out[0].code) == (429, "error_server")
+    sb.inject("main", "throttle", count=1)
+    out = await ch.push([upd(M10, 1)])
+    assert (out[0].http_status, out[0].code) == (429, "error_server")
 
-        sb.inject("main", "http_error", count=1, status=502)
-        out = await ch.push([upd(M10, 1)])
-        assert (out[0].ok, out[0].http_status, out[0].code) == (False, 502, None)
+    sb.inject("main", "http_error", count=1, status=502)
+    out = await ch.push([upd(M10, 1)])
+    assert (out[0].ok, out[0].http_status, out[0].code) == (False, 502, None)
 
-        sb.inject("main", "platform_error", count=1)
-        out = await ch.push([upd(M10, 1)])
-        assert out[0].code == "error_inner"
-    finally:
-        await ch.close()
+    sb.inject("main", "platform_error", count=1)
+    out = await ch.push([upd(M10, 1)])
+    assert out[0].code == "error_inner"
 
 
 async def test_sandbox_timeout_raises_retriable(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await shopee_setup(sandbox_factory, timeout_s=0.3)
-    try:
-        sb.inject("main", "timeout", count=1, seconds=1)
-        with pytest.raises(ChannelTimeout) as e:
-            await ch.push([upd(M10, 1)])
-        assert e.value.retriable
-    finally:
-        await ch.close()
+    sb.inject("main", "timeout", count=1, seconds=1)
+    with pytest.raises(ChannelTimeout) as e:
+        await ch.push([upd(M10, 1)])
+    assert e.value.retriable
 
 
 async def test_sandbox_expired_token_is_refreshed_and_new_refresh_token_kept(
@@ -302,21 +307,18 @@ async def test_sandbox_expired_token_is_refreshed_and_new_refresh_token_kept(
     store = JsonFileTokenStore(tmp_path / "tokens.json")
     sb, ch, _ = await shopee_setup(sandbox_factory, store)
     old_refresh = sb.credentials("main")["refresh_token"]
-    try:
-        assert (await ch.push([upd(M10, 3)]))[0].ok
-        sb.expire_token("main")  # the access token is now refused as invalid/expired
-        out = await ch.push([upd(M10, 4)])
-        assert out[0].ok and sb.stock("main", M10) == 4
-        stats = sb.stats("main")
-        assert stats["refreshes"] == 1
-        assert stats["by_path"]["/api/v2/product/update_stock"] == 3  # refused + re-sent
-        kept = store.get("shopee:main")
-        assert kept is not None
-        current = sb.credentials("main")
-        assert kept["refresh_token"] == current["refresh_token"] != old_refresh
-        assert kept["access_token"] == current["access_token"]
-    finally:
-        await ch.close()
+    assert (await ch.push([upd(M10, 3)]))[0].ok
+    sb.expire_token("main")  # the access token is now refused as invalid/expired
+    out = await ch.push([upd(M10, 4)])
+    assert out[0].ok and sb.stock("main", M10) == 4
+    stats = sb.stats("main")
+    assert stats["refreshes"] == 1
+    assert stats["by_path"]["/api/v2/product/update_stock"] == 3  # refused + re-sent
+    kept = store.get("shopee:main")
+    assert kept is not None
+    current = sb.credentials("main")
+    assert kept["refresh_token"] == current["refresh_token"] != old_refresh
+    assert kept["access_token"] == current["access_token"]
     # A restart reads the rotated refresh token from the file: the old one no longer works.
     sb.expire_token("main")
     again = ShopeeChannel(
@@ -324,86 +326,54 @@ async def test_sandbox_expired_token_is_refreshed_and_new_refresh_token_kept(
         sb.credentials("main") | {"refresh_token": old_refresh},
         JsonFileTokenStore(tmp_path / "tokens.json"),
     )
-    try:
-        assert (await again.push([upd(M10, 5)]))[0].ok
-        assert sb.stats("main")["refreshes"] == 2
-    finally:
-        await again.close()
+    sandbox_factory.closing(again)
+    assert (await again.push([upd(M10, 5)]))[0].ok
+    assert sb.stats("main")["refreshes"] == 2
 
 
 async def test_sandbox_refresh_ahead_of_expiry(sandbox_factory: SandboxFactory) -> None:
     sb, ch, store = await shopee_setup(sandbox_factory)
-    creds = sb.credentials("main")
     # Expires in 2 minutes: within the 10-minute refresh-ahead window.
-    store.put(
-        "shopee:main",
-        {
-            "access_token": creds["access_token"],
-            "refresh_token": creds["refresh_token"],
-            "expires_at": time.time() + 120,
-            "refresh_at": time.time() - 480,
-        },
-    )
-    try:
-        assert (await ch.push([upd(M10, 2)]))[0].ok
-        stats = sb.stats("main")
-        assert stats["refreshes"] == 1
-        assert stats["by_path"]["/api/v2/product/update_stock"] == 1  # no refused call
-        token = store.get("shopee:main")
-        assert token is not None and token["expires_at"] > time.time() + 3 * 3600
-    finally:
-        await ch.close()
+    store_current_token(sb, store, expires_in=120, refresh_in=-480)
+    assert (await ch.push([upd(M10, 2)]))[0].ok
+    stats = sb.stats("main")
+    assert stats["refreshes"] == 1
+    assert stats["by_path"]["/api/v2/product/update_stock"] == 1  # no refused call
+    token = store.get("shopee:main")
+    assert token is not None and token["expires_at"] > time.time() + 3 * 3600
 
 
 async def test_sandbox_concurrent_pushes_refresh_once(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await shopee_setup(sandbox_factory)
-    try:
-        assert (await ch.push([upd(M10, 1)]))[0].ok
-        sb.expire_token("main")
-        results = await asyncio.gather(*(ch.push([upd(M10, n)]) for n in range(5)))
-        assert all(r[0].ok for r in results)
-        assert sb.stats("main")["refreshes"] == 1
-    finally:
-        await ch.close()
+    assert (await ch.push([upd(M10, 1)]))[0].ok
+    sb.expire_token("main")
+    results = await asyncio.gather(*(ch.push([upd(M10, n)]) for n in range(5)))
+    assert all(r[0].ok for r in results)
+    assert sb.stats("main")["refreshes"] == 1
 
 
 async def test_sandbox_refresh_refused_becomes_outcome(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await shopee_setup(sandbox_factory)
-    try:
-        sb.inject("main", "token_revoked")
-        out = await ch.push([upd(M10, 1), upd(M11, 1)])
-        assert [o.ok for o in out] == [False, False]
-        assert out[0].code == "error_auth" and out[0].message == "Invalid refresh_token."
-        assert out[0].raw is not None and out[0].raw["stage"] == "token"
-        with pytest.raises(ChannelAuthError) as e:
-            await ch.read_stock([M10])
-        assert e.value.platform_code == "error_auth" and not e.value.retriable
-        creds = sb.credentials("main")
-        assert creds["partner_key"] not in str(e.value)
-        assert creds["refresh_token"] not in str(e.value)
-    finally:
-        await ch.close()
+    sb.inject("main", "token_revoked")
+    out = await ch.push([upd(M10, 1), upd(M11, 1)])
+    assert [o.ok for o in out] == [False, False]
+    assert out[0].code == "error_auth" and out[0].message == "Invalid refresh_token."
+    assert out[0].raw is not None and out[0].raw["stage"] == "token"
+    with pytest.raises(ChannelAuthError) as e:
+        await ch.read_stock([M10])
+    assert e.value.platform_code == "error_auth" and not e.value.retriable
+    creds = sb.credentials("main")
+    assert creds["partner_key"] not in str(e.value)
+    assert creds["refresh_token"] not in str(e.value)
 
 
 async def test_sandbox_refused_early_refresh_keeps_the_valid_token(
     sandbox_factory: SandboxFactory,
 ) -> None:
     sb, ch, store = await shopee_setup(sandbox_factory)
-    creds = sb.credentials("main")
-    store.put(
-        "shopee:main",
-        {
-            "access_token": creds["access_token"],
-            "refresh_token": creds["refresh_token"],
-            "expires_at": time.time() + 120,
-            "refresh_at": time.time() - 1,
-        },
-    )
-    try:
-        sb.inject("main", "refresh_fail", count=1)
-        assert (await ch.push([upd(M10, 6)]))[0].ok  # still valid: used as it is
-        assert sb.stock("main", M10) == 6
-        assert (await ch.push([upd(M10, 7)]))[0].ok  # the next call refreshes
-        assert sb.stats("main")["refreshes"] == 1
-    finally:
-        await ch.close()
+    store_current_token(sb, store, expires_in=120, refresh_in=-1)
+    sb.inject("main", "refresh_fail", count=1)
+    assert (await ch.push([upd(M10, 6)]))[0].ok  # still valid: used as it is
+    assert sb.stock("main", M10) == 6
+    assert (await ch.push([upd(M10, 7)]))[0].ok  # the next call refreshes
+    assert sb.stats("main")["refreshes"] == 1

@@ -212,101 +212,81 @@ async def shopify_setup(
     for lst in (L1, L2, L3):
         sb.add_listing("my-shop", lst, stock=2)
     store = store if store is not None else MemoryTokenStore()
-    return sb, ShopifyChannel("shopify:my-shop", {**creds, **settings}, store), store
+    ch = ShopifyChannel("shopify:my-shop", {**creds, **settings}, store)
+    return sb, sandbox_factory.closing(ch), store
 
 
 async def test_sandbox_set_and_read_back_with_cost(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await shopify_setup(sandbox_factory)
-    try:
-        assert ch.throttle_status is None
-        out = await ch.push([upd(L1, 11), upd(L2, 0), upd(L3, 4)])
-        assert all(o.ok for o in out)
-        assert [sb.stock("my-shop", x) for x in (L1, L2, L3)] == [11, 0, 4]
-        t = ch.throttle_status
-        assert t is not None and t.maximum_available == 2000 and t.restore_rate == 100
-        assert t.currently_available <= 1990
-        got = await ch.read_stock([L1, L2, L3, {"inventory_item_id": 999, "location_id": 1}])
-        assert got == {listing_ref(L1): 11, listing_ref(L2): 0, listing_ref(L3): 4}
-    finally:
-        await ch.close()
+    assert ch.throttle_status is None
+    out = await ch.push([upd(L1, 11), upd(L2, 0), upd(L3, 4)])
+    assert all(o.ok for o in out)
+    assert [sb.stock("my-shop", x) for x in (L1, L2, L3)] == [11, 0, 4]
+    t = ch.throttle_status
+    assert t is not None and t.maximum_available == 2000 and t.restore_rate == 100
+    assert t.currently_available <= 1990
+    got = await ch.read_stock([L1, L2, L3, {"inventory_item_id": 999, "location_id": 1}])
+    assert got == {listing_ref(L1): 11, listing_ref(L2): 0, listing_ref(L3): 4}
 
 
 async def test_sandbox_older_api_version(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await shopify_setup(sandbox_factory, api_version="2025-10")
-    try:
-        assert (await ch.push([upd(L1, 3)]))[0].ok and sb.stock("my-shop", L1) == 3
-    finally:
-        await ch.close()
+    assert (await ch.push([upd(L1, 3)]))[0].ok and sb.stock("my-shop", L1) == 3
 
 
 async def test_sandbox_throttled_follows_the_cost_bucket(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await shopify_setup(sandbox_factory)
     sb.set_limits("my-shop", bucket_size=15, restore_rate=5)
-    try:
-        assert (await ch.push([upd(L1, 1)]))[0].ok  # costs 10 of 15
-        out = await ch.push([upd(L1, 2)])
-        assert not out[0].ok and out[0].http_status == 200
-        assert (out[0].code, out[0].message) == ("THROTTLED", "Throttled")
-        assert out[0].retry_after_s is not None and 0 < out[0].retry_after_s <= 2.1
-        t = ch.throttle_status
-        assert t is not None and t.maximum_available == 15 and t.currently_available < 10
-    finally:
-        await ch.close()
+    assert (await ch.push([upd(L1, 1)]))[0].ok  # costs 10 of 15
+    out = await ch.push([upd(L1, 2)])
+    assert not out[0].ok and out[0].http_status == 200
+    assert (out[0].code, out[0].message) == ("THROTTLED", "Throttled")
+    assert out[0].retry_after_s is not None and 0 < out[0].retry_after_s <= 2.1
+    t = ch.throttle_status
+    assert t is not None and t.maximum_available == 15 and t.currently_available < 10
 
 
 async def test_sandbox_user_error_rejects_the_call(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await shopify_setup(sandbox_factory)
-    try:
-        sb.inject("my-shop", "unknown_listing", listing=L2, count=1)
-        a, b = await ch.push([upd(L1, 6), upd(L2, 6)])
-        assert (b.ok, b.code) == (False, "INVALID_INVENTORY_ITEM")
-        assert (a.ok, a.code) == (False, BATCH_REJECTED)
-        assert sb.stock("my-shop", L1) == 2  # all-or-nothing: nothing applied
-        out = await ch.push([upd(L1, 1_000_000_001)])
-        assert out[0].code == "INVALID_QUANTITY_TOO_HIGH"
-    finally:
-        await ch.close()
+    sb.inject("my-shop", "unknown_listing", listing=L2, count=1)
+    a, b = await ch.push([upd(L1, 6), upd(L2, 6)])
+    assert (b.ok, b.code) == (False, "INVALID_INVENTORY_ITEM")
+    assert (a.ok, a.code) == (False, BATCH_REJECTED)
+    assert sb.stock("my-shop", L1) == 2  # all-or-nothing: nothing applied
+    out = await ch.push([upd(L1, 1_000_000_001)])
+    assert out[0].code == "INVALID_QUANTITY_TOO_HIGH"
 
 
 async def test_sandbox_expired_token_refreshed_and_pair_stored(
     sandbox_factory: SandboxFactory,
 ) -> None:
     sb, ch, store = await shopify_setup(sandbox_factory)
-    try:
-        sb.expire_token("my-shop")
-        out = await ch.push([upd(L1, 5)])
-        assert out[0].ok and sb.stock("my-shop", L1) == 5
-        stats = sb.stats("my-shop")
-        assert stats["token_requests"] == 1
-        token = store.get("shopify:my-shop")
-        creds = sb.credentials("my-shop")
-        assert token is not None
-        assert (token["access_token"], token["refresh_token"]) == (
-            creds["access_token"],
-            creds["refresh_token"],
-        )
-        assert token["refresh_at"] < token["expires_at"]
-    finally:
-        await ch.close()
+    sb.expire_token("my-shop")
+    out = await ch.push([upd(L1, 5)])
+    assert out[0].ok and sb.stock("my-shop", L1) == 5
+    stats = sb.stats("my-shop")
+    assert stats["token_requests"] == 1
+    token = store.get("shopify:my-shop")
+    creds = sb.credentials("my-shop")
+    assert token is not None
+    assert (token["access_token"], token["refresh_token"]) == (
+        creds["access_token"],
+        creds["refresh_token"],
+    )
+    assert token["refresh_at"] < token["expires_at"]
 
 
 async def test_sandbox_refresh_refused_and_no_refresh_possible(
     sandbox_factory: SandboxFactory,
 ) -> None:
     sb, ch, _ = await shopify_setup(sandbox_factory)
-    try:
-        sb.inject("my-shop", "token_revoked")
-        out = await ch.push([upd(L1, 5)])
-        assert (out[0].ok, out[0].http_status, out[0].code) == (False, 400, "invalid_grant")
-        assert out[0].raw is not None and out[0].raw["stage"] == "token"
-    finally:
-        await ch.close()
+    sb.inject("my-shop", "token_revoked")
+    out = await ch.push([upd(L1, 5)])
+    assert (out[0].ok, out[0].http_status, out[0].code) == (False, 400, "invalid_grant")
+    assert out[0].raw is not None and out[0].raw["stage"] == "token"
     creds = sb.credentials("my-shop")
     plain = {k: v for k, v in creds.items() if k not in ("refresh_token", "client_secret")}
-    ch2 = ShopifyChannel("shopify:other", plain, MemoryTokenStore())
-    try:
-        out = await ch2.push([upd(L1, 5)])
-        assert out[0].http_status == 401
-        assert (out[0].message or "").startswith("[API] Invalid API key or access token")
-    finally:
-        await ch2.close()
+    ch2 = sandbox_factory.closing(ShopifyChannel("shopify:other", plain, MemoryTokenStore()))
+    out = await ch2.push([upd(L1, 5)])
+    assert out[0].http_status == 401
+    assert (out[0].message or "").startswith("[API] Invalid API key or access token")

@@ -123,115 +123,96 @@ async def wayfair_setup(
     for lst in (P1, P2, P3):
         sb.add_listing("main", lst, stock=5)
     store = store if store is not None else MemoryTokenStore()
-    return sb, WayfairChannel("wayfair:main", creds, store, clock=clock), store
+    ch = WayfairChannel("wayfair:main", creds, store, clock=clock)
+    return sb, sandbox_factory.closing(ch), store
 
 
 async def test_sandbox_save_and_read_back(sandbox_factory: SandboxFactory) -> None:
     _, ch, _ = await wayfair_setup(sandbox_factory)
-    try:
-        out = await ch.push([upd(P1, 7), upd(P2, 0)])
-        assert all(o.ok for o in out)
-        assert out[0].raw is not None and out[0].raw["submission"]["status"] == "COMPLETE"
-        got = await ch.read_stock([P1, P2, P3, {"supplier_part_number": "NOPE"}])
-        assert got == {listing_ref(P1): 7, listing_ref(P2): 0, listing_ref(P3): 5}
-    finally:
-        await ch.close()
+    out = await ch.push([upd(P1, 7), upd(P2, 0)])
+    assert all(o.ok for o in out)
+    assert out[0].raw is not None and out[0].raw["submission"]["status"] == "COMPLETE"
+    got = await ch.read_stock([P1, P2, P3, {"supplier_part_number": "NOPE"}])
+    assert got == {listing_ref(P1): 7, listing_ref(P2): 0, listing_ref(P3): 5}
 
 
 async def test_sandbox_token_fetched_once_per_lifetime(sandbox_factory: SandboxFactory) -> None:
     now = [time.time()]
     sb, ch, store = await wayfair_setup(sandbox_factory, clock=lambda: now[0])
-    try:
-        for n in range(5):
-            assert (await ch.push([upd(P1, n)]))[0].ok
-        await ch.read_stock([P1])
-        await asyncio.gather(*(ch.push([upd(P2, n)]) for n in range(5)))
-        stats = sb.stats("main")
-        assert stats["token_requests"] == 1
-        assert stats["by_path"]["/v1/graphql"] == 11
-        token = store.get("wayfair:main")
-        assert token is not None
-        assert token["refresh_at"] - token["obtained_at"] == pytest.approx(43200)  # half of 24 h
-        # Another process (or a restart) with the same store reuses the cached token.
-        other = WayfairChannel("wayfair:main", sb.credentials("main"), store)
-        try:
-            assert (await other.push([upd(P3, 1)]))[0].ok
-        finally:
-            await other.close()
-        assert sb.stats("main")["token_requests"] == 1
-        # Past half-life the next call renews it, once.
-        now[0] += 43200 + 1
-        assert (await ch.push([upd(P1, 9)]))[0].ok
-        assert (await ch.push([upd(P1, 8)]))[0].ok
-        assert sb.stats("main")["token_requests"] == 2
-    finally:
-        await ch.close()
+    for n in range(5):
+        assert (await ch.push([upd(P1, n)]))[0].ok
+    await ch.read_stock([P1])
+    await asyncio.gather(*(ch.push([upd(P2, n)]) for n in range(5)))
+    stats = sb.stats("main")
+    assert stats["token_requests"] == 1
+    assert stats["by_path"]["/v1/graphql"] == 11
+    token = store.get("wayfair:main")
+    assert token is not None
+    assert token["refresh_at"] - token["obtained_at"] == pytest.approx(43200)  # half of 24 h
+    # Another process (or a restart) with the same store reuses the cached token.
+    other = sandbox_factory.closing(WayfairChannel("wayfair:main", sb.credentials("main"), store))
+    assert (await other.push([upd(P3, 1)]))[0].ok
+    assert sb.stats("main")["token_requests"] == 1
+    # Past half-life the next call renews it, once.
+    now[0] += 43200 + 1
+    assert (await ch.push([upd(P1, 9)]))[0].ok
+    assert (await ch.push([upd(P1, 8)]))[0].ok
+    assert sb.stats("main")["token_requests"] == 2
 
 
 async def test_sandbox_unauthorized_refetches_once(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await wayfair_setup(sandbox_factory)
-    try:
-        assert (await ch.push([upd(P1, 1)]))[0].ok
-        sb.inject("main", "token_expired", count=1)
-        out = await ch.push([upd(P1, 2)])
-        assert out[0].ok and sb.stock("main", P1) == 2
-        assert sb.stats("main")["token_requests"] == 2
-        sb.inject("main", "token_expired", count=2)  # refused again after the new token
-        out = await ch.push([upd(P1, 3)])
-        assert (out[0].ok, out[0].http_status, out[0].message) == (False, 401, "Unauthorized")
-        assert sb.stats("main")["token_requests"] == 3
-    finally:
-        await ch.close()
+    assert (await ch.push([upd(P1, 1)]))[0].ok
+    sb.inject("main", "token_expired", count=1)
+    out = await ch.push([upd(P1, 2)])
+    assert out[0].ok and sb.stock("main", P1) == 2
+    assert sb.stats("main")["token_requests"] == 2
+    sb.inject("main", "token_expired", count=2)  # refused again after the new token
+    out = await ch.push([upd(P1, 3)])
+    assert (out[0].ok, out[0].http_status, out[0].message) == (False, 401, "Unauthorized")
+    assert sb.stats("main")["token_requests"] == 3
 
 
 async def test_sandbox_submission_errors_and_assumed_holds(sandbox_factory: SandboxFactory) -> None:
     sb, ch, _ = await wayfair_setup(sandbox_factory)
-    try:
-        sb.inject("main", "unknown_listing", listing=P2, count=1)
-        a, b = await ch.push([upd(P1, 4), upd(P2, 4)])
-        assert a.ok and not b.ok
-        assert (b.code, b.message) == (SUBMISSION_ERROR, "WF-TABLE-2")
+    sb.inject("main", "unknown_listing", listing=P2, count=1)
+    a, b = await ch.push([upd(P1, 4), upd(P2, 4)])
+    assert a.ok and not b.ok
+    assert (b.code, b.message) == (SUBMISSION_ERROR, "WF-TABLE-2")
 
-        sb.inject("main", "forced_zero", listing=P3)
-        out = await ch.push([upd(P3, 6)])
-        assert out[0].ok  # accepted: only the read-back shows the hold
-        assert (await ch.read_stock([P3])) == {listing_ref(P3): 0}
+    sb.inject("main", "forced_zero", listing=P3)
+    out = await ch.push([upd(P3, 6)])
+    assert out[0].ok  # accepted: only the read-back shows the hold
+    assert (await ch.read_stock([P3])) == {listing_ref(P3): 0}
 
-        sb.inject("main", "throttle", count=1, retry_after_s=2)
-        out = await ch.push([upd(P1, 1)])
-        assert (out[0].http_status, out[0].retry_after_s) == (429, 2.0)
-        assert out[0].message == "Too Many Requests"
+    sb.inject("main", "throttle", count=1, retry_after_s=2)
+    out = await ch.push([upd(P1, 1)])
+    assert (out[0].http_status, out[0].retry_after_s) == (429, 2.0)
+    assert out[0].message == "Too Many Requests"
 
-        sb.inject("main", "platform_error", count=1)
-        out = await ch.push([upd(P1, 1)])
-        assert (out[0].code, out[0].message) == ("INTERNAL_SERVER_ERROR", "Internal server error")
-    finally:
-        await ch.close()
+    sb.inject("main", "platform_error", count=1)
+    out = await ch.push([upd(P1, 1)])
+    assert (out[0].code, out[0].message) == ("INTERNAL_SERVER_ERROR", "Internal server error")
 
 
 async def test_sandbox_async_apply_shows_on_read_back_later(
     sandbox_factory: SandboxFactory,
 ) -> None:
     _, ch, _ = await wayfair_setup(sandbox_factory, apply_delay_s=0.3)
-    try:
-        out = await ch.push([upd(P1, 9)])
-        assert out[0].ok and out[0].raw is not None
-        assert out[0].raw["submission"]["status"] == "PROCESSING"
-        assert (await ch.read_stock([P1])) == {listing_ref(P1): 5}
-        await asyncio.sleep(0.4)
-        assert (await ch.read_stock([P1])) == {listing_ref(P1): 9}
-    finally:
-        await ch.close()
+    out = await ch.push([upd(P1, 9)])
+    assert out[0].ok and out[0].raw is not None
+    assert out[0].raw["submission"]["status"] == "PROCESSING"
+    assert (await ch.read_stock([P1])) == {listing_ref(P1): 5}
+    await asyncio.sleep(0.4)
+    assert (await ch.read_stock([P1])) == {listing_ref(P1): 9}
 
 
 async def test_sandbox_bad_client_credentials(sandbox_factory: SandboxFactory) -> None:
     sb = await sandbox_factory("wayfair")
     creds = sb.add_account("main")
-    ch = WayfairChannel("wayfair:main", {**creds, "client_secret": "wrong"}, MemoryTokenStore())
-    try:
-        out = await ch.push([upd(P1, 1)])
-        assert not out[0].ok and out[0].http_status == 401 and out[0].code == "access_denied"
-        assert out[0].raw is not None and out[0].raw["stage"] == "token"
-        assert "wrong" not in (out[0].message or "")
-    finally:
-        await ch.close()
+    settings = {**creds, "client_secret": "wrong"}
+    ch = sandbox_factory.closing(WayfairChannel("wayfair:main", settings, MemoryTokenStore()))
+    out = await ch.push([upd(P1, 1)])
+    assert not out[0].ok and out[0].http_status == 401 and out[0].code == "access_denied"
+    assert out[0].raw is not None and out[0].raw["stage"] == "token"
+    assert "wrong" not in (out[0].message or "")

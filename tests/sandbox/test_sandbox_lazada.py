@@ -62,12 +62,6 @@ async def sb() -> AsyncIterator[Sandbox]:
     await sandbox.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
-        yield s
-
-
 async def update(
     http: aiohttp.ClientSession, sb: Sandbox, body: str, tamper: bool = False
 ) -> tuple[int, Any]:

@@ -69,12 +69,6 @@ async def sb() -> AsyncIterator[Sandbox]:
     await sandbox.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
-        yield s
-
-
 async def update(
     http: aiohttp.ClientSession, sb: Sandbox, body: dict[str, Any], **kw: Any
 ) -> tuple[int, Any]:

@@ -40,12 +40,6 @@ async def sb() -> AsyncIterator[Sandbox]:
     await sandbox.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
-        yield s
-
-
 def set_input(*rows: tuple[str, int, int | None]) -> dict[str, Any]:
     return {
         "input": {

@@ -34,12 +34,6 @@ async def sb() -> AsyncIterator[Sandbox]:
     await sandbox.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
-        yield s
-
-
 async def token(
     http: aiohttp.ClientSession, sb: Sandbox, secret: str | None = None
 ) -> tuple[int, Any]:
