@@ -98,6 +98,7 @@ async def ensure_topics(cfg: Config) -> dict[str, int]:
             (t.sku_state, counts[t.stock], compact),
             (t.order_state, counts[t.orders], compact),
             (t.desired, t.desired_partitions, compact),
+            (t.acked, t.desired_partitions, compact),
             (t.dead_letter, 1, {}),
             (t.push_results, 3, {}),
             (t.actions, 1, compact),

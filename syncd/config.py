@@ -22,6 +22,9 @@ from syncd.events import PLATFORMS
 from syncd.policy import RuleError, Rules, parse_layer
 from syncd.skus import sku_problem
 
+CHANNEL_SECRETS = ("partner_key", "app_secret", "client_secret", "access_token", "refresh_token")
+"""Channel settings that are secrets: only ``X_env`` / ``X_file`` may give them."""
+
 _SECURITY = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _SASL = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -71,6 +74,11 @@ class TopicsConfig:
     def desired(self) -> str:
         return f"{self.internal_prefix}.desired"
 
+    @property
+    def acked(self) -> str:
+        """Newest acknowledged quantity per listing (compacted; partitioned as ``desired``)."""
+        return f"{self.internal_prefix}.acked"
+
 
 @dataclass(frozen=True, slots=True)
 class ComputeConfig:
@@ -94,6 +102,28 @@ class ComputeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishConfig:
+    """The publish stage (docs/publisher.md); per-account limits live in the channel tables."""
+
+    token_store: str | None = None
+    """JSON file holding the channel tokens (rotated refresh tokens survive restarts)."""
+    max_attempts: int = 5
+    """Attempts per push (the first one included) before it is recorded as failed."""
+    max_retry_seconds: float = 60.0
+    """No retry starts after this many seconds since the first attempt."""
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+    retry_pass_s: float = 60.0
+    """How often listings whose retries ran out are tried again (0 = never)."""
+    stop_deadline_s: float = 10.0
+    """On stop, sends already queued may finish for this long; the rest is cancelled."""
+    max_in_flight: int = 8
+    """Concurrent calls per account (an account's table may set its own)."""
+    commit_interval_ms: int = 500
+    batch_max_records: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     account: str
     platform: str
@@ -112,6 +142,7 @@ class Config:
     skus: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     log_level: str = "info"
     source: str = "<defaults>"
+    publish: PublishConfig = PublishConfig()
 
     def rules_for(self, account: str, sku: str, listing_rules: Mapping[str, Any] | None) -> Rules:
         """Merge the rule layers: global, channel account, SKU, listing."""
@@ -140,7 +171,7 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
 
 
 def parse(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<dict>") -> Config:
-    _only(raw, "", {"kafka", "topics", "compute", "policy", "channels", "skus", "log"})
+    _only(raw, "", {"kafka", "topics", "compute", "publish", "policy", "channels", "skus", "log"})
     kafka = _kafka(_sub(raw, "kafka"), env)
     topics = _build(TopicsConfig, _sub(raw, "topics"), "topics")
     for name in ("desired_partitions", "input_partitions", "replication_factor"):
@@ -159,6 +190,7 @@ def parse(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<dic
         raise ConfigError(
             "compute.velocity_window_minutes", "must be at least velocity_bucket_minutes"
         )
+    publish = _publish(_sub(raw, "publish"))
     policy = Rules().merged(_rules(_sub(raw, "policy"), "policy"))
     channels = {}
     for account, table in _sub(raw, "channels").items():
@@ -177,7 +209,27 @@ def parse(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<dic
     level = log.get("level", "info")
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log.level", f"must be debug, info, warning or error, got {level!r}")
-    return Config(kafka, topics, compute, policy, channels, skus, level, source)
+    return Config(kafka, topics, compute, policy, channels, skus, level, source, publish=publish)
+
+
+def _publish(table: Mapping[str, Any]) -> PublishConfig:
+    cfg: PublishConfig = _build(PublishConfig, table, "publish")
+    for name in ("max_attempts", "max_in_flight", "commit_interval_ms", "batch_max_records"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"publish.{name}", "must be at least 1")
+    for name in (
+        "max_retry_seconds",
+        "backoff_initial_s",
+        "backoff_max_s",
+        "retry_pass_s",
+        "stop_deadline_s",
+    ):
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"publish.{name}", f"must be a finite number >= 0, got {value!r}")
+    if cfg.token_store == "":
+        raise ConfigError("publish.token_store", "must be a file path")
+    return cfg
 
 
 def _kafka(table: Mapping[str, Any], env: Mapping[str, str]) -> KafkaConfig:
@@ -223,6 +275,8 @@ def _channel(account: str, table: Any, env: Mapping[str, str]) -> ChannelConfig:
     for key, value in table.items():
         if key == "policy":
             continue
+        if key in CHANNEL_SECRETS:
+            secret(table, key, where, env)  # raises: secrets are not written in the file
         if key.endswith("_env") or key.endswith("_file"):
             base = key.rsplit("_", 1)[0]
             settings[base] = secret(table, base, where, env)

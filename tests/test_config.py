@@ -406,3 +406,14 @@ def test_channel_secret_is_not_in_repr() -> None:
     cfg = parse({"channels": {"shopee:a": {"partner_key_env": "K"}}}, env={"K": "hunter2-secret"})
     assert cfg.channels["shopee:a"].settings["partner_key"] == "hunter2-secret"
     assert "hunter2-secret" not in repr(cfg)
+
+
+@pytest.mark.parametrize("key", ["partner_key", "app_secret", "client_secret", "access_token"])
+def test_channel_secret_written_in_the_file_is_refused(key: str) -> None:
+    from syncd.config import parse as _parse
+    from syncd.errors import ConfigError as _ConfigError
+
+    with pytest.raises(_ConfigError) as e:
+        _parse({"channels": {"shopee:a": {key: "s3cret"}}}, env={})
+    assert e.value.key == f"channels.shopee:a.{key}"
+    assert "s3cret" not in str(e.value)

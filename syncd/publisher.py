@@ -1,0 +1,526 @@
+"""The publish stage as a running service: desired quantities in, marketplace calls out.
+
+Owns the Kafka side of publishing (the per-account sending is
+:mod:`syncd.pusher`, the pacing and retry rules :mod:`syncd.limits`):
+
+- one group consumer of ``<p>.desired`` in its own group
+  ``<kafka.group_id>-publish`` (range assignment, explicit commits); an
+  account's records all live in one partition (murmur2 of the account), so
+  exactly one process of the group sends to each account and its limiter
+  holds for the whole cluster;
+- the producer of ``topics.push_results`` (every attempt) and of the
+  compacted ``<p>.acked`` (the newest acknowledged quantity per listing, in
+  the same partition number as the listing's desired records);
+- one :class:`OffsetTracker` per partition: an offset is committed only when
+  every earlier record of its partition is acknowledged, superseded by a
+  newer acknowledged quantity, or handed over as a failure;
+- on assignment the partitions are paused, their acknowledged quantities
+  restored from ``<p>.acked`` by the main loop, then resumed; on revocation
+  the partitions' pushers are cancelled (a call in flight is simply sent
+  again by the next owner: quantities are absolute) and what is resolved is
+  committed;
+- bounded modes (until caught up, or N records), and a stop that lets queued
+  sends finish for ``publish.stop_deadline_s``;
+- the entry point ``python -m syncd.publisher --config FILE [--until-caught-up]
+  [--max-records N]`` (:func:`main`, :func:`serve`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import KafkaError as AioKafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from syncd import bus, config, logs
+from syncd.channels.base import (
+    Channel,
+    JsonFileTokenStore,
+    MemoryTokenStore,
+    TokenStore,
+    make_channel,
+)
+from syncd.config import Config
+from syncd.errors import ConfigError, SyncdError
+from syncd.limits import AccountLimits, Limiter, RetryPolicy, make_limiter
+from syncd.pusher import AccountPusher, Attempt, decode_desired, push_result
+
+__all__ = ["OffsetTracker", "PublishService", "main", "serve"]
+
+log = structlog.get_logger("syncd.publisher")
+
+MAX_OPEN_OFFSETS = 200_000
+"""A partition with this many unresolved records is paused until half of them resolve."""
+
+
+# -- offsets -----------------------------------------------------------------------
+
+
+class OffsetTracker:
+    """Unresolved offsets of one partition; :meth:`position` is the offset safe to commit."""
+
+    def __init__(self) -> None:
+        self._heap: list[int] = []
+        self._open: set[int] = set()
+        self.next: int | None = None
+
+    def add(self, offset: int) -> None:
+        heapq.heappush(self._heap, offset)
+        self._open.add(offset)
+        self.next = offset + 1
+
+    def done(self, offsets: Iterable[int]) -> None:
+        self._open.difference_update(offsets)
+
+    @property
+    def open(self) -> int:
+        return len(self._open)
+
+    def position(self) -> int | None:
+        """The lowest unresolved offset, else one past the newest offset seen."""
+        while self._heap and self._heap[0] not in self._open:
+            heapq.heappop(self._heap)
+        return self._heap[0] if self._heap else self.next
+
+
+# -- the service -------------------------------------------------------------------
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, svc: PublishService) -> None:
+        self.svc = svc
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self.svc.lock:  # waits for the intake in flight; pushers are cancelled
+            await self.svc.revoke(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.svc.assign(list(assigned))
+
+
+class PublishService:
+    """The publish stage as a running service; see the module docstring."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        until_caught_up: bool = False,
+        max_records: int | None = None,
+        token_store: TokenStore | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.until_caught_up = until_caught_up
+        self.max_records = max_records
+        pub = cfg.publish
+        if token_store is None:
+            token_store = (
+                JsonFileTokenStore(pub.token_store) if pub.token_store else MemoryTokenStore()
+            )
+        self.retry = RetryPolicy.from_config(pub)
+        self.lock = asyncio.Lock()
+        self.counts: Counter[str] = Counter()
+        self.records = 0
+        self.channels: dict[str, Channel] = {}
+        self.limits: dict[str, AccountLimits] = {}
+        self.limiters: dict[str, Limiter] = {}
+        self.pushers: dict[str, AccountPusher] = {}
+        self.unconfigured: set[str] = set()
+        for account, ch in cfg.channels.items():
+            if not ch.settings:
+                self.unconfigured.add(account)  # policy only: nothing to publish to
+                log.warning("publish_account_unconfigured", account=account)
+                continue
+            self.limits[account] = AccountLimits.from_settings(
+                account, ch.platform, ch.settings, pub
+            )
+            self.channels[account] = make_channel(ch.platform, account, ch.settings, token_store)
+            self.limiters[account] = make_limiter(self.limits[account])
+        self._stop = asyncio.Event()
+        self._trackers: dict[int, OffsetTracker] = {}
+        self._committed: dict[int, int] = {}
+        self._to_restore: set[int] = set()
+        self._acked: dict[int, dict[str, int]] = {}
+        self._paused: set[int] = set()
+        self._warned: set[str] = set()
+        self._partitions = cfg.topics.desired_partitions
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # -- rebalance ----------------------------------------------------------------
+
+    def assign(self, assigned: Sequence[TopicPartition]) -> None:
+        mine = [tp for tp in assigned if tp.topic == self.cfg.topics.desired]
+        if mine:
+            self.consumer.pause(*mine)
+        for tp in mine:
+            self._trackers[tp.partition] = OffsetTracker()
+            self._to_restore.add(tp.partition)
+        log.info(
+            "partitions_assigned",
+            topic=self.cfg.topics.desired,
+            partitions=sorted(tp.partition for tp in mine),
+        )
+
+    async def revoke(self, revoked: Sequence[TopicPartition]) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == self.cfg.topics.desired}
+        stopping = [p for p in self.pushers.values() if p.partition in gone]
+        await asyncio.gather(*(p.stop() for p in stopping))
+        for p in stopping:
+            self.counts.update(p.counts)
+            del self.pushers[p.account]
+        await self._commit(only=gone)
+        for p in gone:
+            self._trackers.pop(p, None)
+            self._acked.pop(p, None)
+            self._to_restore.discard(p)
+            self._paused.discard(p)
+        log.info("partitions_revoked", topic=self.cfg.topics.desired, partitions=sorted(gone))
+
+    # -- life cycle ----------------------------------------------------------------
+
+    async def run(self) -> Counter[str]:
+        cfg = self.cfg
+        t = cfg.topics
+        counts = await bus.ensure_topics(cfg)
+        self._partitions = counts[t.desired]
+        settings = bus.client_settings(cfg.kafka)
+        self.producer = AIOKafkaProducer(**settings, acks="all", linger_ms=2)
+        self.restorer = AIOKafkaConsumer(**settings, enable_auto_commit=False, fetch_max_wait_ms=50)
+        self.consumer = AIOKafkaConsumer(
+            **settings,
+            group_id=f"{cfg.kafka.group_id}-publish",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            heartbeat_interval_ms=1000,
+        )
+        await self.producer.start()
+        await self.restorer.start()
+        failed = True
+        try:
+            self.consumer.subscribe([t.desired], listener=_Rebalance(self))
+            await self.consumer.start()
+            log.info(
+                "publish_started",
+                accounts=sorted(self.channels),
+                group=f"{cfg.kafka.group_id}-publish",
+            )
+            await self._loop()
+            failed = False
+        finally:
+            drain = cfg.publish.stop_deadline_s if not failed and self._stop.is_set() else 0.0
+            await asyncio.gather(*(p.stop(drain) for p in self.pushers.values()))
+            for p in self.pushers.values():
+                self.counts.update(p.counts)
+            self.pushers.clear()
+            await self._commit()
+            await self.consumer.stop()
+            await self.restorer.stop()
+            await self.producer.stop()
+            for ch in self.channels.values():
+                await ch.close()
+            log.info("publish_stopped", records=self.records, **dict(sorted(self.counts.items())))
+        return self.counts
+
+    async def _loop(self) -> None:
+        pub = self.cfg.publish
+        next_commit = time.monotonic() + pub.commit_interval_ms / 1000
+        while not self._stop.is_set():
+            for pusher in self.pushers.values():
+                err = pusher.error()
+                if err is not None:
+                    log.error("pusher_failed", account=pusher.account, error=repr(err))
+                    raise err
+            await self._restore_pending()
+            self._backpressure()
+            batch: Mapping[TopicPartition, Sequence[Any]] = {}
+            if self.max_records is not None and self.records >= self.max_records:
+                await asyncio.sleep(0.02)
+            else:
+                limit = pub.batch_max_records
+                if self.max_records is not None:
+                    limit = min(limit, self.max_records - self.records)
+                batch = await self.consumer.getmany(timeout_ms=100, max_records=limit)
+            if batch:
+                async with self.lock:
+                    await self._intake(batch)
+            if time.monotonic() >= next_commit:
+                next_commit = time.monotonic() + pub.commit_interval_ms / 1000
+                await self._commit()
+            if (self.until_caught_up or self.max_records is not None) and await self._done():
+                await self._commit()
+                log.info("publish_caught_up", records=self.records)
+                return
+
+    def _backpressure(self) -> None:
+        desired = self.cfg.topics.desired
+        for p, tracker in self._trackers.items():
+            if p in self._to_restore:
+                continue
+            tp = TopicPartition(desired, p)
+            if p not in self._paused and tracker.open >= MAX_OPEN_OFFSETS:
+                self._paused.add(p)
+                self.consumer.pause(tp)
+            elif p in self._paused and tracker.open < MAX_OPEN_OFFSETS // 2:
+                self._paused.discard(p)
+                self.consumer.resume(tp)
+
+    async def _intake(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        unlinked: list[tuple[int, str, list[int]]] = []
+        for tp, recs in batch.items():
+            tracker = self._trackers.get(tp.partition)
+            if tracker is None:
+                continue
+            for rec in recs:
+                tracker.add(rec.offset)
+                self.records += 1
+                self.counts[self._one(tp.partition, rec, unlinked)] += 1
+        if unlinked:
+            t = self.cfg.topics
+            futures = [
+                await self.producer.send(t.acked, None, key=key.encode(), partition=p)
+                for p, key, _ in unlinked
+            ]
+            await asyncio.gather(*futures)
+            for p, _, offsets in unlinked:
+                self.resolve(p, offsets)
+
+    def _one(self, p: int, rec: Any, unlinked: list[tuple[int, str, list[int]]]) -> str:
+        """Route one desired record; returns the outcome counted in ``counts``."""
+        key = rec.key.decode(errors="replace") if rec.key is not None else ""
+        try:
+            d = decode_desired(rec.key, rec.value) if rec.value is not None else None
+        except ValueError as e:
+            log.warning(
+                "desired_record_invalid",
+                topic=rec.topic,
+                partition=p,
+                offset=rec.offset,
+                reason=str(e),
+            )
+            self.resolve(p, [rec.offset])
+            return "invalid"
+        account = d.key.split("/", 1)[0] if d is not None else key.split("/", 1)[0]
+        if account not in self.channels:
+            self.resolve(p, [rec.offset])
+            outcome = "unconfigured_account" if account in self.unconfigured else "unknown_account"
+            if account not in self._warned:
+                self._warned.add(account)
+                log.warning(
+                    "desired_record_skipped",
+                    account=account,
+                    reason=outcome,
+                    topic=rec.topic,
+                    partition=p,
+                    offset=rec.offset,
+                )
+            return outcome
+        if bus.partition_for(account, self._partitions) != p:
+            log.warning(
+                "desired_record_wrong_partition",
+                account=account,
+                topic=rec.topic,
+                partition=p,
+                offset=rec.offset,
+            )
+            self.resolve(p, [rec.offset])
+            return "wrong_partition"
+        pusher = self._pusher(account, p)
+        if d is None:
+            unlinked.append((p, key, [*pusher.unlink(key), rec.offset]))
+            return "unlinked"
+        d.offsets.append(rec.offset)
+        pusher.offer(d)
+        return "desired"
+
+    def _pusher(self, account: str, p: int) -> AccountPusher:
+        pusher = self.pushers.get(account)
+        if pusher is None:
+            prefix = account + "/"
+            acked = {k: q for k, q in self._acked.get(p, {}).items() if k.startswith(prefix)}
+            pusher = AccountPusher(
+                account,
+                p,
+                self.channels[account],
+                self.limiters[account],
+                self.limits[account],
+                self.retry,
+                self,
+                acked=acked,
+                retry_pass_s=self.cfg.publish.retry_pass_s,
+            )
+            pusher.start()
+            self.pushers[account] = pusher
+        return pusher
+
+    # -- the sink ------------------------------------------------------------------
+
+    async def record(
+        self, account: str, partition: int, attempts: Sequence[Attempt]
+    ) -> Awaitable[None]:
+        t = self.cfg.topics
+        futures = []
+        for a in attempts:
+            key = a.desired.key.encode()
+            value = orjson.dumps(push_result(account, a))
+            futures.append(await self.producer.send(t.push_results, value, key=key))
+            if a.write_acked:
+                acked = orjson.dumps({"quantity": a.desired.quantity, "at": a.at_ms})
+                futures.append(
+                    await self.producer.send(t.acked, acked, key=key, partition=partition)
+                )
+        return _delivered(futures)
+
+    def resolve(self, partition: int, offsets: Iterable[int]) -> None:
+        tracker = self._trackers.get(partition)
+        if tracker is not None:
+            tracker.done(offsets)
+
+    # -- offsets and restore -----------------------------------------------------------
+
+    async def _commit(self, only: Iterable[int] | None = None) -> None:
+        t = self.cfg.topics
+        wanted = set(self._trackers) if only is None else set(only)
+        offsets = {}
+        for p in wanted:
+            tracker = self._trackers.get(p)
+            pos = tracker.position() if tracker is not None else None
+            if pos is not None and pos > self._committed.get(p, -1):
+                offsets[TopicPartition(t.desired, p)] = OffsetAndMetadata(pos, "")
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, AioKafkaError) as e:
+            # Rebalance or broker trouble: the offsets stay unresolved-safe; retried next time.
+            log.warning("commit_failed", topic=t.desired, error=type(e).__name__)
+            return
+        for tp, om in offsets.items():
+            self._committed[tp.partition] = om.offset
+
+    async def _restore_pending(self) -> None:
+        """Read the acknowledged quantities of newly assigned partitions, then resume them."""
+        if not self._to_restore:
+            return
+        t = self.cfg.topics
+        pending, self._to_restore = self._to_restore, set()
+        restored: dict[int, dict[str, int]] = {p: {} for p in pending}
+        started = time.monotonic()
+        tps = [TopicPartition(t.acked, p) for p in sorted(pending)]
+        async for rec in bus.read_to_end(self.restorer, tps):
+            key = rec.key.decode(errors="replace") if rec.key is not None else ""
+            if rec.value is None:
+                restored[rec.partition].pop(key, None)
+                continue
+            try:
+                qty = orjson.loads(rec.value)["quantity"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+            if isinstance(qty, int):
+                restored[rec.partition][key] = qty
+        self.restorer.unsubscribe()
+        self._acked.update(restored)
+        mine = self.consumer.assignment()
+        resume = [TopicPartition(t.desired, p) for p in pending]
+        self.consumer.resume(*[tp for tp in resume if tp in mine])
+        log.info(
+            "acked_restored",
+            topic=t.acked,
+            partitions=sorted(pending),
+            listings=sum(len(r) for r in restored.values()),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    async def _done(self) -> bool:
+        """Bounded modes: everything read so far (or to the end) is resolved and sent."""
+        if self._to_restore or any(not p.idle for p in self.pushers.values()):
+            return False
+        if any(tr.open for tr in self._trackers.values()):
+            return False
+        if self.max_records is not None and self.records >= self.max_records:
+            return True
+        if not self.until_caught_up:
+            return False
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return False
+        try:
+            ends = await self.consumer.end_offsets(assigned)
+        except AioKafkaError:
+            return False
+        for tp in assigned:
+            if await self.consumer.position(tp) < ends[tp]:
+                return False
+        return True
+
+
+async def _delivered(futures: Sequence[Awaitable[Any]]) -> None:
+    await asyncio.gather(*futures)
+
+
+# -- entry point ---------------------------------------------------------------------
+
+
+async def serve(
+    cfg: Config, *, until_caught_up: bool = False, max_records: int | None = None
+) -> int:
+    """Run the publish stage until SIGTERM/SIGINT (or the bounded mode ends); exit code."""
+    svc = PublishService(cfg, until_caught_up=until_caught_up, max_records=max_records)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, svc.request_stop)
+    await svc.run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m syncd.publisher --config FILE [--until-caught-up] [--max-records N]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m syncd.publisher", description="Run the syncd publish stage."
+    )
+    parser.add_argument("--config", help="configuration file (default $SYNCD_CONFIG)")
+    parser.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="stop once every desired partition is read and sent",
+    )
+    parser.add_argument("--max-records", type=int, help="stop after this many desired records")
+    args = parser.parse_args(argv)
+    path = args.config or os.environ.get("SYNCD_CONFIG") or "/etc/syncd/syncd.toml"
+    try:
+        cfg = config.load(path)
+        logs.configure(cfg.log_level)
+        return asyncio.run(
+            serve(cfg, until_caught_up=args.until_caught_up, max_records=args.max_records)
+        )
+    except ConfigError as e:
+        print(
+            orjson.dumps(
+                {"level": "error", "event": "config_invalid", "key": e.key, "reason": e.reason}
+            ).decode(),
+            file=sys.stderr,
+        )
+        return 2
+    except SyncdError as e:
+        log.error("command_failed", command="publish", code=e.code, error=e.message)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
