@@ -112,7 +112,17 @@ def run_syncd(cfg_path: Path) -> tuple[float, int, float]:
     log_path = cfg_path.with_suffix(".log")
     log_file = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "--config", str(cfg_path), "run", "--until-caught-up"],
+        [
+            sys.executable,
+            "-m",
+            "syncd",
+            "--config",
+            str(cfg_path),
+            "run",
+            "--stage",
+            "compute",
+            "--until-caught-up",
+        ],
         stdout=log_file,
         stderr=subprocess.STDOUT,
         env=env,

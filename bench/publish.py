@@ -401,7 +401,9 @@ async def latency(b: Bench, n_skus: int, eps: int, seconds: float) -> None:
         for w in sample.WAREHOUSES
     ]
     await produce(cfg, catalog_recs(accounts) + warm)
-    compute = await b.run("-m", "syncd", "--config", str(path), "run", log_name="compute.log")
+    compute = await b.run(
+        "-m", "syncd", "--config", str(path), "run", "--stage", "compute", log_name="compute.log"
+    )
     publisher = await b.run(
         "-m", "syncd.publisher", "--config", str(path), log_name="publisher.log"
     )

@@ -37,7 +37,7 @@ def listing_for(account: str, i: int) -> dict[str, object]:
     if platform == "shopee":
         return {"item_id": 100000 + i, "model_id": 0}
     if platform == "lazada":
-        return {"seller_sku": sku_name(i)}
+        return {"item_id": 300000 + i, "sku_id": 700000 + i, "seller_sku": sku_name(i)}
     if platform == "wayfair":
         return {"supplier_part_number": sku_name(i)}
     return {

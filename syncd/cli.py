@@ -2,10 +2,10 @@
 
 | command | what it does |
 |---|---|
-| ``syncd run`` | run the daemon (``--until-caught-up``, ``--max-events N`` for bounded runs) |
+| ``syncd run`` | run the daemon (``--stage``, ``--until-caught-up``, ``--max-events N``) |
 | ``syncd check-config`` | validate the configuration and exit (0 ok, 2 invalid) |
 | ``syncd inspect SKU`` | a SKU's state and each listing's quantity, term by term |
-| ``syncd listings`` | the newest desired quantity of every listing |
+| ``syncd listings`` | every listing's desired and acknowledged quantity |
 | ``syncd sandbox`` | run local marketplace sandboxes (``--sandbox-config FILE``) |
 
 The configuration file is ``--config PATH``, else ``$SYNCD_CONFIG``, else
@@ -45,11 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop once every input partition is read to its end",
     )
     run.add_argument("--max-events", type=int, help="stop after this many input events")
+    run.add_argument(
+        "--stage",
+        choices=("all", "compute", "publish"),
+        default="all",
+        help="run both stages (default) or one, to scale them on their own",
+    )
     sub.add_parser("check-config", help="validate the configuration and exit")
     insp = sub.add_parser("inspect", help="explain a SKU's quantities term by term")
     insp.add_argument("sku")
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
-    lst = sub.add_parser("listings", help="the newest desired quantity of every listing")
+    lst = sub.add_parser("listings", help="desired and acknowledged quantity of every listing")
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sb = sub.add_parser("sandbox", help="run local marketplace sandboxes (for demos and tests)")
     sb.add_argument("--sandbox-config", required=True, help="sandbox TOML file")
@@ -85,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 0
         if args.command == "run":
-            return asyncio.run(_run(cfg, args.until_caught_up, args.max_events))
+            return asyncio.run(_run(cfg, args.stage, args.until_caught_up, args.max_events))
         if args.command == "inspect":
             from syncd import views
 
@@ -99,9 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.json:
                 print(orjson.dumps(rows).decode())
             else:
-                print(f"{'ACCOUNT':<22} {'DESIRED':>7}  {'SKU':<16} LISTING")
+                print(f"{'ACCOUNT':<22} {'DESIRED':>7} {'ACKED':>7}  {'SKU':<16} LISTING")
                 for r in rows:
-                    print(f"{r['account']:<22} {r['desired']:>7}  {r['sku']:<16} {r['listing']}")
+                    acked = "-" if r["acked"] is None else r["acked"]
+                    print(
+                        f"{r['account']:<22} {r['desired']:>7} {acked:>7}  {r['sku']:<16}"
+                        f" {r['listing']}"
+                    )
             return 0
     except SyncdError as e:
         log.error("command_failed", command=args.command, code=e.code, error=e.message)
@@ -109,15 +119,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
-async def _run(cfg: config.Config, until_caught_up: bool, max_events: int | None) -> int:
+async def _run(
+    cfg: config.Config, stage: str, until_caught_up: bool, max_events: int | None
+) -> int:
+    """Run the stages. Bounded runs go stage by stage: compute to its end, then publish."""
+    from syncd.publisher import PublishService
     from syncd.service import ComputeService
 
-    svc = ComputeService(cfg, until_caught_up=until_caught_up, max_events=max_events)
+    stages: list[ComputeService | PublishService] = []
+    if stage in ("all", "compute"):
+        stages.append(ComputeService(cfg, until_caught_up=until_caught_up, max_events=max_events))
+    if stage in ("all", "publish"):
+        stages.append(PublishService(cfg, until_caught_up=until_caught_up, max_records=max_events))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, svc.request_stop)
-    log.info("syncd_starting", version=__version__, config=cfg.source)
-    await svc.run()
+        loop.add_signal_handler(sig, lambda: [s.request_stop() for s in stages])
+    log.info("syncd_starting", version=__version__, config=cfg.source, stage=stage)
+    if until_caught_up or max_events is not None:
+        for s in stages:
+            await s.run()
+    else:
+        await asyncio.gather(*(s.run() for s in stages))
     return 0
 
 

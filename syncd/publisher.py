@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import heapq
-import os
-import signal
 import sys
 import time
 from collections import Counter
@@ -46,7 +44,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from syncd import bus, config, logs
+from syncd import bus
 from syncd.channels.base import (
     Channel,
     JsonFileTokenStore,
@@ -55,11 +53,10 @@ from syncd.channels.base import (
     make_channel,
 )
 from syncd.config import Config
-from syncd.errors import ConfigError, SyncdError
 from syncd.limits import AccountLimits, Limiter, RetryPolicy, make_limiter
 from syncd.pusher import AccountPusher, Attempt, decode_desired, push_result
 
-__all__ = ["OffsetTracker", "PublishService", "main", "serve"]
+__all__ = ["OffsetTracker", "PublishService", "main"]
 
 log = structlog.get_logger("syncd.publisher")
 
@@ -477,49 +474,25 @@ async def _delivered(futures: Sequence[Awaitable[Any]]) -> None:
 # -- entry point ---------------------------------------------------------------------
 
 
-async def serve(
-    cfg: Config, *, until_caught_up: bool = False, max_records: int | None = None
-) -> int:
-    """Run the publish stage until SIGTERM/SIGINT (or the bounded mode ends); exit code."""
-    svc = PublishService(cfg, until_caught_up=until_caught_up, max_records=max_records)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, svc.request_stop)
-    await svc.run()
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m syncd.publisher --config FILE [--until-caught-up] [--max-records N]``."""
+    """``python -m syncd.publisher --config FILE [--until-caught-up] [--max-records N]``:
+    the same as ``syncd --config FILE run --stage publish ...``."""
     parser = argparse.ArgumentParser(
         prog="python -m syncd.publisher", description="Run the syncd publish stage."
     )
     parser.add_argument("--config", help="configuration file (default $SYNCD_CONFIG)")
-    parser.add_argument(
-        "--until-caught-up",
-        action="store_true",
-        help="stop once every desired partition is read and sent",
-    )
-    parser.add_argument("--max-records", type=int, help="stop after this many desired records")
+    parser.add_argument("--until-caught-up", action="store_true")
+    parser.add_argument("--max-records", type=int)
     args = parser.parse_args(argv)
-    path = args.config or os.environ.get("SYNCD_CONFIG") or "/etc/syncd/syncd.toml"
-    try:
-        cfg = config.load(path)
-        logs.configure(cfg.log_level)
-        return asyncio.run(
-            serve(cfg, until_caught_up=args.until_caught_up, max_records=args.max_records)
-        )
-    except ConfigError as e:
-        print(
-            orjson.dumps(
-                {"level": "error", "event": "config_invalid", "key": e.key, "reason": e.reason}
-            ).decode(),
-            file=sys.stderr,
-        )
-        return 2
-    except SyncdError as e:
-        log.error("command_failed", command="publish", code=e.code, error=e.message)
-        return 1
+    from syncd import cli
+
+    forward = ["--config", args.config] if args.config else []
+    forward += ["run", "--stage", "publish"]
+    if args.until_caught_up:
+        forward.append("--until-caught-up")
+    if args.max_records is not None:
+        forward += ["--max-events", str(args.max_records)]
+    return cli.main(forward)
 
 
 if __name__ == "__main__":

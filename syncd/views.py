@@ -108,19 +108,22 @@ def format_inspect(view: dict[str, Any]) -> str:
 
 
 async def listings(cfg: Config) -> list[dict[str, Any]]:
-    """Newest desired quantity of every listing, sorted by account then listing."""
+    """Every listing's newest desired quantity next to the one its channel acknowledged."""
     n = await _partitions(cfg, cfg.topics.desired)
+    acked_raw = await _read_all(cfg, cfg.topics.acked, list(range(n)))
     rows = []
     for key, value in (await _read_all(cfg, cfg.topics.desired, list(range(n)))).items():
         if value is None:
             continue
         d = orjson.loads(value)
+        ack = acked_raw.get(key)
         rows.append(
             {
                 "account": d["account"],
                 "listing": d["listing_ref"],
                 "sku": d["sku"],
                 "desired": d["quantity"],
+                "acked": orjson.loads(ack)["quantity"] if ack else None,
                 "key": key.decode(),
             }
         )

@@ -189,7 +189,7 @@ async def test_sigkill_three_times_equals_uninterrupted_run(kafka_bootstrap: str
 
     # Reference: one uninterrupted run.
     ref_path, ref_cfg = with_group(path, tmp_path, "ref-group", "ref.syncd")
-    done = run_syncd(ref_path, "run", "--until-caught-up")
+    done = run_syncd(ref_path, "run", "--stage", "compute", "--until-caught-up")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
     # Interrupted: SIGKILL whenever the committed offsets pass 20%, 45% and 70%.
@@ -197,7 +197,7 @@ async def test_sigkill_three_times_equals_uninterrupted_run(kafka_bootstrap: str
     kills = 0
     for share in (0.2, 0.45, 0.7):
         proc = subprocess.Popen(  # noqa: ASYNC220 - the test owns and kills this child
-            syncd_cmd(path, "run"),
+            syncd_cmd(path, "run", "--stage", "compute"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -216,7 +216,7 @@ async def test_sigkill_three_times_equals_uninterrupted_run(kafka_bootstrap: str
         finally:
             proc.wait(timeout=30)
         assert committed < total, "the kill came after the end of the stream"
-    finished = run_syncd(path, "run", "--until-caught-up")
+    finished = run_syncd(path, "run", "--stage", "compute", "--until-caught-up")
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
     assert kills == 3
 
