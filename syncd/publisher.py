@@ -206,6 +206,9 @@ class PublishService:
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
             heartbeat_interval_ms=1000,
+            # One fetch is in flight per broker; a long poll delays partitions that just got
+            # data, so keep it short (latency, at ~20 empty fetches/s when idle).
+            fetch_max_wait_ms=50,
         )
         await self.producer.start()
         await self.restorer.start()

@@ -20,6 +20,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -76,7 +77,9 @@ class ComputeService:
         self.processor: Processor | None = None
         # Batch N is written while batch N+1 is processed; one writer keeps the order
         # outputs -> changelog -> commit per batch, so a crash loses nothing (see processor).
-        self._jobs: asyncio.Queue[tuple[list[Out], list[Out], _Offsets]] = asyncio.Queue(1)
+        self._jobs: asyncio.Queue[tuple[list[asyncio.Future[Any]], list[Out], _Offsets]] = (
+            asyncio.Queue(2)
+        )
         self._writer: asyncio.Task[None] | None = None
 
     def request_stop(self) -> None:
@@ -130,6 +133,9 @@ class ComputeService:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
+            # One fetch is in flight per broker; a long poll delays partitions that just got
+            # data (the order-lines hop waits on it twice), so keep it short.
+            fetch_max_wait_ms=50,
             # aiokafka prefetches every assigned partition; the default 1 MiB per partition
             # keeps that buffer (and peak RSS) bounded.
         )
@@ -199,11 +205,18 @@ class ComputeService:
                 return
 
     async def _submit(self, outputs: list[Out], changelog: list[Out], offsets: _Offsets) -> None:
-        """Queue a batch's writes (waits while two batches are already being written)."""
+        """Send a batch's outputs now; queue its changelog and commit behind their acks.
+
+        Outputs of later batches may reach Kafka before this batch's changelog: a replay
+        after a crash only repeats absolute values. What must hold, and does: a changelog
+        record is written only after its batch's outputs are acknowledged, and a commit only
+        after its changelog is.
+        """
         assert self._writer is not None
         if self._writer.done():  # the writer failed: surface its error here
             self._writer.result()
-        await self._jobs.put((outputs, changelog, offsets))
+        sent = await self._send(outputs)
+        await self._jobs.put((sent, changelog, offsets))
 
     async def drain(self) -> bool:
         """Wait until every queued batch is written and committed (or the writer fails)."""
@@ -217,16 +230,19 @@ class ComputeService:
 
     async def _write_jobs(self) -> None:
         while True:
-            outputs, changelog, offsets = await self._jobs.get()
+            sent, changelog, offsets = await self._jobs.get()
             try:
-                await self._write(outputs)
-                await self._write(changelog)
+                if sent:
+                    await asyncio.gather(*sent)
+                written = await self._send(changelog)
+                if written:
+                    await asyncio.gather(*written)
                 await self._commit(offsets)
             finally:
                 self._jobs.task_done()
 
-    async def _write(self, outs: Sequence[Out]) -> None:
-        """Write records in per-partition batches and wait until all are acknowledged."""
+    async def _send(self, outs: Sequence[Out]) -> list[asyncio.Future[Any]]:
+        """Hand records to the producer in per-partition batches; returns the ack futures."""
         by_tp: dict[tuple[str, int], list[Out]] = {}
         for o in outs:
             by_tp.setdefault((o.topic, o.partition), []).append(o)
@@ -234,18 +250,16 @@ class ComputeService:
         for (topic, partition), group in by_tp.items():
             batch = self.producer.create_batch()
             for o in group:
-                if (
-                    batch.append(key=o.key, value=o.value, timestamp=None, headers=o.headers or [])
-                    is None
-                ):
-                    futures.append(
-                        await self.producer.send_batch(batch, topic, partition=partition)
-                    )
-                    batch = self.producer.create_batch()
-                    batch.append(key=o.key, value=o.value, timestamp=None, headers=o.headers or [])
+                meta = batch.append(
+                    key=o.key, value=o.value, timestamp=None, headers=o.headers or []
+                )
+                if meta is not None:
+                    continue
+                futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+                batch = self.producer.create_batch()
+                batch.append(key=o.key, value=o.value, timestamp=None, headers=o.headers or [])
             futures.append(await self.producer.send_batch(batch, topic, partition=partition))
-        if futures:
-            await asyncio.gather(*futures)
+        return futures
 
     async def _commit(self, offsets: _Offsets) -> None:
         if not offsets:
