@@ -81,6 +81,8 @@ class ComputeService:
             asyncio.Queue(2)
         )
         self._writer: asyncio.Task[None] | None = None
+        self._uncommitted: _Offsets = {}
+        self._committed_at = 0.0
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -237,7 +239,12 @@ class ComputeService:
                 written = await self._send(changelog)
                 if written:
                     await asyncio.gather(*written)
-                await self._commit(offsets)
+                self._uncommitted.update(offsets)
+                # Under load, commit at most every 200 ms; when the queue is empty, at once.
+                if self._jobs.empty() or time.monotonic() - self._committed_at >= 0.2:
+                    await self._commit(self._uncommitted)
+                    self._uncommitted = {}
+                    self._committed_at = time.monotonic()
             finally:
                 self._jobs.task_done()
 
