@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 
 from dev import kafka, sample  # noqa: E402
-from dev.kafkaio import create_inputs, latest, produce  # noqa: E402
+from dev.kafkaio import config_head, create_inputs, latest, produce  # noqa: E402
 from syncd import config  # noqa: E402
 from syncd.ledger import (  # noqa: E402
     OrderEntry,
@@ -53,19 +53,10 @@ PARTITIONS = 3
 
 def write_config(work: Path, bootstrap: str, prefix: str) -> Path:
     path = work / "bench.toml"
-    path.write_text(f"""
-[kafka]
-bootstrap_servers = ["{bootstrap}"]
-group_id = "{prefix}-syncd"
-[topics]
-stock = "{prefix}.stock"
-orders = "{prefix}.orders"
-catalog = "{prefix}.catalog"
-dead_letter = "{prefix}.dlq"
-push_results = "{prefix}.push-results"
-actions = "{prefix}.actions"
-internal_prefix = "{prefix}.syncd"
-input_partitions = {PARTITIONS}
+    head = config_head(bootstrap, prefix, group=f"{prefix}-syncd", input_partitions=PARTITIONS)
+    path.write_text(
+        head
+        + """
 [compute]
 batch_max_records = 5000
 [policy]
@@ -73,7 +64,8 @@ safety = "velocity"
 safety_units = 1
 [log]
 level = "info"
-""")
+"""
+    )
     return path
 
 

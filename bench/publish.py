@@ -55,7 +55,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from dev import kafka, sample  # noqa: E402
-from dev.kafkaio import create_inputs, produce, read_topic  # noqa: E402
+from dev.kafkaio import (  # noqa: E402
+    channel_settings,
+    config_head,
+    create_inputs,
+    produce,
+    read_topic,
+)
 from syncd import bus, config, logs  # noqa: E402
 from syncd.channels.base import listing_ref  # noqa: E402
 from syncd.publisher import PublishService  # noqa: E402
@@ -63,7 +69,6 @@ from syncd.sandbox import Sandbox, start  # noqa: E402
 from syncd.service import ComputeService  # noqa: E402
 
 PLATFORMS = ("lazada", "shopee", "wayfair", "shopify")
-SECRETS = ("partner_key", "app_secret", "client_secret", "access_token", "refresh_token")
 PUSH_PATH = {
     "lazada": "/rest/product/stock/sellable/update",
     "shopee": "/api/v2/product/update_stock",
@@ -143,34 +148,13 @@ class Bench:
         return out
 
     def write_config(self, prefix: str, accounts: list[str]) -> tuple[Path, config.Config]:
-        tables = []
-        for account in accounts:
-            lines = [f'[channels."{account}"]']
-            for key, value in self._settings[account].items():
-                if value is None:
-                    continue
-                if key in SECRETS:
-                    var = f"SYNCD_B_{uuid.uuid4().hex[:10].upper()}"
-                    self.env[var] = str(value)
-                    lines.append(f"{key}_env = {orjson.dumps(var).decode()}")
-                else:
-                    lines.append(f"{key} = {orjson.dumps(value).decode()}")
-            tables.append("\n".join(lines))
+        tables = [
+            f'[channels."{a}"]\n' + channel_settings(self._settings[a], self.env, tag="B")
+            for a in accounts
+        ]
         text = (
-            f"""
-[kafka]
-bootstrap_servers = ["{self.bootstrap}"]
-group_id = "{prefix}"
-[topics]
-stock = "{prefix}.stock"
-orders = "{prefix}.orders"
-catalog = "{prefix}.catalog"
-dead_letter = "{prefix}.dlq"
-push_results = "{prefix}.push-results"
-actions = "{prefix}.actions"
-internal_prefix = "{prefix}.syncd"
-input_partitions = 3
-desired_partitions = 4
+            config_head(self.bootstrap, prefix, group=prefix, desired_partitions=4)
+            + """
 [compute]
 batch_max_records = 2000
 [publish]

@@ -28,9 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dev import kafka, sample  # noqa: E402
-from dev.kafkaio import create_inputs, produce, read_topic  # noqa: E402
+from dev.kafkaio import channel_settings, create_inputs, produce, read_topic  # noqa: E402
 from syncd import config  # noqa: E402
-from syncd.config import CHANNEL_SECRETS  # noqa: E402
 
 ENV: dict[str, str] = {}
 """Secrets handed to syncd through its environment, as in production."""
@@ -69,20 +68,6 @@ def start_sandboxes(work: Path, n_skus: int) -> tuple[subprocess.Popen[str], dic
         for name, creds in started["accounts"].items():
             accounts[name] = {**creds, "control_url": started["control_url"]}
     return proc, accounts
-
-
-def channel_lines(account: str, creds: dict[str, Any]) -> str:
-    out = []
-    for key, value in creds.items():
-        if value in (None, "") or key == "control_url":
-            continue
-        if key in CHANNEL_SECRETS:
-            var = f"DEMO_{account.replace(':', '_').replace('-', '_').upper()}_{key.upper()}"
-            ENV[var] = str(value)
-            out.append(f"{key}_env = {json.dumps(var)}")
-        else:
-            out.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(out)
 
 
 def marketplace_stock(accounts: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -150,8 +135,11 @@ def main() -> None:
         sandboxes, accounts = start_sandboxes(work, args.skus)
         text = (ROOT / "config" / "syncd.example.toml").read_text()
         for account, creds in accounts.items():
-            header = f'[channels."{account}"]\n'
-            text = text.replace(header, header + channel_lines(account, creds) + "\n", 1)
+            settings = channel_settings(
+                {k: v for k, v in creds.items() if k != "control_url"}, ENV, tag="DEMO"
+            )
+            header = f'\n[channels."{account}"]\n'  # a real table, not the commented example
+            text = text.replace(header, header + settings + "\n", 1)
         text = re.sub(r"bootstrap_servers = \[.*\]", f'bootstrap_servers = ["{bootstrap}"]', text)
         text = text.replace("input_partitions = 6", "input_partitions = 3")
         cfg_path = work / "syncd.toml"

@@ -3,7 +3,10 @@ produce sample records, read a topic back (all of it, or its compacted view)."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -81,3 +84,47 @@ async def latest(cfg: config.Config, topic: str) -> dict[bytes, bytes]:
         else:
             out[rec.key] = rec.value  # type: ignore[attr-defined]
     return out
+
+
+def config_head(
+    bootstrap: str,
+    prefix: str,
+    *,
+    group: str | None = None,
+    input_partitions: int = 3,
+    desired_partitions: int = 3,
+) -> str:
+    """The ``[kafka]`` and ``[topics]`` tables of a config whose topics are unique to ``prefix``."""
+    return f"""
+[kafka]
+bootstrap_servers = ["{bootstrap}"]
+group_id = "{group or prefix + "-group"}"
+[topics]
+stock = "{prefix}.stock.events"
+orders = "{prefix}.order.events"
+catalog = "{prefix}.catalog.listings"
+dead_letter = "{prefix}.dead-letter"
+push_results = "{prefix}.push-results"
+actions = "{prefix}.actions"
+internal_prefix = "{prefix}.syncd"
+input_partitions = {input_partitions}
+desired_partitions = {desired_partitions}
+"""
+
+
+def channel_settings(creds: dict[str, Any], env: dict[str, str], *, tag: str = "T") -> str:
+    """A channel table's settings lines from sandbox credentials.
+
+    Secrets go through environment variables (added to ``env``), as the config demands.
+    """
+    lines = []
+    for key, value in creds.items():
+        if value is None or value == "":
+            continue
+        if key in config.CHANNEL_SECRETS:
+            var = f"SYNCD_{tag}_{uuid.uuid4().hex[:10].upper()}"
+            env[var] = str(value)
+            lines.append(f"{key}_env = {json.dumps(var)}")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines)

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
@@ -151,6 +152,21 @@ async def read_to_end(
                     yield rec
             if await consumer.position(tp) >= ends[tp]:
                 todo.discard(tp)
+
+
+async def at_end(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> bool:
+    """Whether the consumer's position is at the end of every given partition (bounded modes)."""
+    tps = list(partitions)
+    if not tps:
+        return False
+    try:
+        ends = await consumer.end_offsets(tps)
+    except AioKafkaError:
+        return False
+    for tp in tps:
+        if await consumer.position(tp) < ends[tp]:
+            return False
+    return True
 
 
 def dead_letter_headers(

@@ -395,30 +395,31 @@ def _order_placed(d: dict[str, Any], key: bytes | None) -> OrderPlaced:
     return ev
 
 
-def _order_cancelled(d: dict[str, Any], key: bytes | None) -> OrderCancelled:
-    order_id: str = d["order_id"]
-    lines = d.get("lines")
-    ev = OrderCancelled(
-        d["event_id"],
-        order_id,
-        _to_ms(d["cancelled_at"], "cancelled_at"),
-        None if lines is None else _lines(lines),
-    )
-    _check_order_key(key, order_id)
-    return ev
+_Closing = TypeVar("_Closing", OrderCancelled, OrderShipped)
 
 
-def _order_shipped(d: dict[str, Any], key: bytes | None) -> OrderShipped:
-    order_id: str = d["order_id"]
-    lines = d.get("lines")
-    ev = OrderShipped(
-        d["event_id"],
-        order_id,
-        _to_ms(d["shipped_at"], "shipped_at"),
-        None if lines is None else _lines(lines),
-    )
-    _check_order_key(key, order_id)
-    return ev
+def _order_closing(
+    cls: type[_Closing], at_field: str
+) -> Callable[[dict[str, Any], bytes | None], _Closing]:
+    """Decoder for order.cancelled / order.shipped: same shape, a different time field."""
+
+    def decode(d: dict[str, Any], key: bytes | None) -> _Closing:
+        order_id: str = d["order_id"]
+        lines = d.get("lines")
+        ev = cls(
+            d["event_id"],
+            order_id,
+            _to_ms(d[at_field], at_field),
+            None if lines is None else _lines(lines),
+        )
+        _check_order_key(key, order_id)
+        return ev
+
+    return decode
+
+
+_order_cancelled = _order_closing(OrderCancelled, "cancelled_at")
+_order_shipped = _order_closing(OrderShipped, "shipped_at")
 
 
 def _listing_ref_of(d: dict[str, Any]) -> str:

@@ -457,17 +457,7 @@ class PublishService:
             return True
         if not self.until_caught_up:
             return False
-        assigned = list(self.consumer.assignment())
-        if not assigned:
-            return False
-        try:
-            ends = await self.consumer.end_offsets(assigned)
-        except AioKafkaError:
-            return False
-        for tp in assigned:
-            if await self.consumer.position(tp) < ends[tp]:
-                return False
-        return True
+        return await bus.at_end(self.consumer, self.consumer.assignment())
 
 
 async def _delivered(futures: Sequence[Awaitable[Any]]) -> None:

@@ -26,7 +26,6 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from syncd import bus
@@ -318,21 +317,9 @@ class ComputeService:
     async def _caught_up(self) -> bool:
         if self._to_restore or self._dirty:
             return False
-        assigned = list(self.consumer.assignment())
-        if not assigned:
-            return False
-        try:
-            ends = await self.consumer.end_offsets(assigned)
-            cat_ends = await self.catalog_reader.end_offsets(self._catalog_tps)
-        except AioKafkaError:
-            return False
-        for tp in assigned:
-            if await self.consumer.position(tp) < ends[tp]:
-                return False
-        for tp in self._catalog_tps:
-            if await self.catalog_reader.position(tp) < cat_ends[tp]:
-                return False
-        return True
+        return await bus.at_end(self.consumer, self.consumer.assignment()) and await bus.at_end(
+            self.catalog_reader, self._catalog_tps
+        )
 
     async def _read_catalog(self) -> None:
         """Keep the whole listing table; mark the SKUs whose listings change."""

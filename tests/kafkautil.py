@@ -8,7 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from dev.kafkaio import create_inputs, latest, produce, read_topic
+from dev.kafkaio import config_head, create_inputs, latest, produce, read_topic
 from syncd import config
 from syncd.bus import partition_for
 
@@ -22,21 +22,9 @@ def write_config(
 ) -> tuple[Path, config.Config]:
     """A config whose topics and group are unique to this test."""
     prefix = prefix or f"t{uuid.uuid4().hex[:8]}"
-    text = f"""
-[kafka]
-bootstrap_servers = ["{bootstrap}"]
-group_id = "{prefix}-group"
-[topics]
-stock = "{prefix}.stock.events"
-orders = "{prefix}.order.events"
-catalog = "{prefix}.catalog.listings"
-dead_letter = "{prefix}.dead-letter"
-push_results = "{prefix}.push-results"
-actions = "{prefix}.actions"
-internal_prefix = "{prefix}.syncd"
-input_partitions = {partitions}
-desired_partitions = 3
-[compute]
+    text = (
+        config_head(bootstrap, prefix, input_partitions=partitions)
+        + f"""[compute]
 batch_max_records = 500
 [policy]
 safety = "velocity"
@@ -47,6 +35,7 @@ safety = "percent"
 safety_percent = 10
 {extra}
 """
+    )
     path = tmp / f"{prefix}.toml"
     path.write_text(text)
     return path, config.load(path)

@@ -30,6 +30,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from dev.kafkaio import channel_settings, config_head
 from syncd import bus, config
 from syncd.channels.base import listing_ref
 from syncd.publisher import PublishService
@@ -40,7 +41,6 @@ from tests.test_publisher import listing_for, tap, wait_until
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRETS = config.CHANNEL_SECRETS
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -78,16 +78,7 @@ class Setup:
         """Add sandbox account ``name`` to the config (secrets through the environment)."""
         creds = sb.credentials(name)
         account = f"{sb.platform}:{name}"
-        lines = [f'[channels."{account}"]']
-        for key, value in {**creds, **settings}.items():
-            if value is None:
-                continue
-            if key in SECRETS:
-                var = f"SYNCD_T_{uuid.uuid4().hex[:10].upper()}"
-                self.env[var] = str(value)
-                lines.append(f"{key}_env = {_toml(var)}")
-            else:
-                lines.append(f"{key} = {_toml(value)}")
+        lines = [f'[channels."{account}"]', channel_settings({**creds, **settings}, self.env)]
         self.tables.append("\n".join(lines))
         return account
 
@@ -95,20 +86,8 @@ class Setup:
         p = self.prefix
         publish = "\n".join(f"{k} = {_toml(v)}" for k, v in self.publish.items())
         text = (
-            f"""
-[kafka]
-bootstrap_servers = ["{self.bootstrap}"]
-group_id = "{p}-group"
-[topics]
-stock = "{p}.stock.events"
-orders = "{p}.order.events"
-catalog = "{p}.catalog.listings"
-dead_letter = "{p}.dead-letter"
-push_results = "{p}.push-results"
-actions = "{p}.actions"
-internal_prefix = "{p}.syncd"
-input_partitions = 1
-desired_partitions = {self.partitions}
+            config_head(self.bootstrap, p, input_partitions=1, desired_partitions=self.partitions)
+            + f"""
 [publish]
 {publish}
 {extra}
