@@ -7,6 +7,8 @@
 | ``syncd inspect SKU`` | a SKU's state and each listing's quantity, term by term |
 | ``syncd listings`` | every listing's desired and acknowledged quantity |
 | ``syncd sandbox`` | run local marketplace sandboxes (``--sandbox-config FILE``) |
+| ``syncd lint-skus`` | defective SKUs in the catalog and config, with the fix (exit 1 if any) |
+| ``syncd report`` | failing listings of ``--channel ACCOUNT`` (``--format csv`` or ``json``) |
 
 The configuration file is ``--config PATH``, else ``$SYNCD_CONFIG``, else
 ``/etc/syncd/syncd.toml``. Exit codes: 0 ok, 1 runtime failure, 2 bad
@@ -30,7 +32,7 @@ from syncd.errors import ConfigError, SyncdError
 
 log = structlog.get_logger("syncd.cli")
 
-COMMANDS = ("run", "check-config", "inspect", "listings", "sandbox")
+COMMANDS = ("run", "check-config", "inspect", "listings", "sandbox", "lint-skus", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sb = sub.add_parser("sandbox", help="run local marketplace sandboxes (for demos and tests)")
     sb.add_argument("--sandbox-config", required=True, help="sandbox TOML file")
+    lint = sub.add_parser("lint-skus", help="list defective SKUs (catalog, config) with the fix")
+    lint.add_argument("--json", action="store_true", help="print JSON instead of text")
+    rep = sub.add_parser("report", help="failing listings of one channel account")
+    rep.add_argument("--channel", required=True, help="channel account, <platform>:<name>")
+    rep.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
+    rep.add_argument(
+        "--error-table",
+        default="config/error-table.toml",
+        help="error table file (default: config/error-table.toml)",
+    )
     return parser
 
 
@@ -112,6 +124,46 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{r['account']:<22} {r['desired']:>7} {acked:>7}  {r['sku']:<16}"
                         f" {r['listing']}"
                     )
+            return 0
+        if args.command == "lint-skus":
+            from syncd import reports
+
+            raw = asyncio.run(reports.read_catalog_raw(cfg))
+            defects = reports.lint_skus(raw, cfg.skus)
+            if args.json:
+                out = {
+                    "defects": [d.as_dict() for d in defects],
+                    "catalog_records": len(raw),
+                    "config_skus": len(cfg.skus),
+                }
+                print(orjson.dumps(out).decode())
+            else:
+                print(reports.format_defects(defects, len(raw) + len(cfg.skus)))
+            return 1 if defects else 0
+        if args.command == "report":
+            from syncd import errortable, reports
+
+            try:
+                table = errortable.load(args.error_table)
+            except ConfigError as e:
+                print(
+                    orjson.dumps(
+                        {
+                            "level": "error",
+                            "event": "config_invalid",
+                            "key": e.key,
+                            "reason": e.reason,
+                        }
+                    ).decode(),
+                    file=sys.stderr,
+                )
+                return 2
+            attempts = asyncio.run(reports.read_push_results(cfg))
+            rows = reports.failing_rows(attempts, args.channel, table)
+            if args.format == "json":
+                print(orjson.dumps(rows).decode())
+            else:
+                sys.stdout.write(reports.rows_to_csv(rows))
             return 0
     except SyncdError as e:
         log.error("command_failed", command=args.command, code=e.code, error=e.message)

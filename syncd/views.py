@@ -20,7 +20,7 @@ from syncd.errors import InvalidRecord, KafkaError
 from syncd.ledger import SkuState
 
 
-async def _partitions(cfg: Config, topic: str) -> int:
+async def partition_count(cfg: Config, topic: str) -> int:
     admin = AIOKafkaAdminClient(**bus.client_settings(cfg.kafka))
     await admin.start()
     try:
@@ -32,7 +32,7 @@ async def _partitions(cfg: Config, topic: str) -> int:
     return n
 
 
-async def _read_all(cfg: Config, topic: str, partitions: list[int]) -> dict[bytes, bytes | None]:
+async def read_latest(cfg: Config, topic: str, partitions: list[int]) -> dict[bytes, bytes | None]:
     """Newest value per key over the given partitions (compacted-topic view)."""
     consumer = AIOKafkaConsumer(**bus.client_settings(cfg.kafka), enable_auto_commit=False)
     await consumer.start()
@@ -48,8 +48,8 @@ async def _read_all(cfg: Config, topic: str, partitions: list[int]) -> dict[byte
 
 async def load_catalog(cfg: Config) -> Catalog:
     catalog = Catalog()
-    n = await _partitions(cfg, cfg.topics.catalog)
-    for key, value in (await _read_all(cfg, cfg.topics.catalog, list(range(n)))).items():
+    n = await partition_count(cfg, cfg.topics.catalog)
+    for key, value in (await read_latest(cfg, cfg.topics.catalog, list(range(n)))).items():
         try:
             ev = decode_listing(key, value, max_bytes=cfg.compute.max_record_bytes)
         except InvalidRecord:
@@ -60,9 +60,9 @@ async def load_catalog(cfg: Config) -> Catalog:
 
 async def inspect(cfg: Config, sku: str) -> dict[str, Any]:
     """The SKU's state and each listing's quantity, term by term."""
-    n = await _partitions(cfg, cfg.topics.stock)
+    n = await partition_count(cfg, cfg.topics.stock)
     p = bus.partition_for(sku, n)
-    raw = (await _read_all(cfg, cfg.topics.sku_state, [p])).get(sku.encode())
+    raw = (await read_latest(cfg, cfg.topics.sku_state, [p])).get(sku.encode())
     state = SkuState.from_bytes(sku, raw) if raw else SkuState(sku)
     catalog = await load_catalog(cfg)
     c = cfg.compute
@@ -109,10 +109,10 @@ def format_inspect(view: dict[str, Any]) -> str:
 
 async def listings(cfg: Config) -> list[dict[str, Any]]:
     """Every listing's newest desired quantity next to the one its channel acknowledged."""
-    n = await _partitions(cfg, cfg.topics.desired)
-    acked_raw = await _read_all(cfg, cfg.topics.acked, list(range(n)))
+    n = await partition_count(cfg, cfg.topics.desired)
+    acked_raw = await read_latest(cfg, cfg.topics.acked, list(range(n)))
     rows = []
-    for key, value in (await _read_all(cfg, cfg.topics.desired, list(range(n)))).items():
+    for key, value in (await read_latest(cfg, cfg.topics.desired, list(range(n)))).items():
         if value is None:
             continue
         d = orjson.loads(value)
