@@ -11,6 +11,10 @@ FROM python:3.11-slim
 COPY --from=build /install /usr/local
 RUN useradd --system --uid 10001 --no-create-home syncd
 USER 10001
+# The error table: [publish] error_table defaults to config/error-table.toml, relative
+# to the working directory; operators may mount their own and point to it.
+WORKDIR /usr/share/syncd
+COPY config/error-table.toml config/error-table.toml
 ENV SYNCD_CONFIG=/etc/syncd/syncd.toml PYTHONUNBUFFERED=1
 ENTRYPOINT ["syncd"]
 CMD ["run"]

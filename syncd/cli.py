@@ -186,6 +186,9 @@ async def _run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: [s.request_stop() for s in stages])
+    publishers = [s for s in stages if isinstance(s, PublishService)]
+    # SIGHUP re-reads the error table; a broken file keeps the old one and logs why.
+    loop.add_signal_handler(signal.SIGHUP, lambda: [p.reload_table() for p in publishers])
     log.info("syncd_starting", version=__version__, config=cfg.source, stage=stage)
     if until_caught_up or max_events is not None:
         for s in stages:

@@ -121,6 +121,9 @@ class PublishConfig:
     """Concurrent calls per account (an account's table may set its own)."""
     commit_interval_ms: int = 500
     batch_max_records: int = 5000
+    error_table: str = "config/error-table.toml"
+    """The error table file (docs/error-table.md): absolute, or relative to the working
+    directory."""
 
 
 @dataclass(frozen=True, slots=True)

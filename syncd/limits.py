@@ -10,14 +10,13 @@ Owns:
   bucket: ``rate_per_s`` calls per second, at most ``burst`` back to back) and
   :class:`CostLimiter` (Shopify: follows the cost bucket the platform reports
   in every answer, read from ``ShopifyChannel.throttle_status``); both can be
-  held for a while when the platform says "wait" (:meth:`Limiter.hold`);
-- the simple outcome classification used until the error table exists
-  (:func:`is_retriable`): throttling answers, 5xx and the platforms'
-  unspecified server errors, and transport errors are retriable; everything
-  else fails at once;
-- the retry policy (:class:`RetryPolicy`): tenacity's jittered exponential
-  backoff, bounded in attempts and in total time, never shorter than the wait
-  the platform asked for.
+  held for a while when the platform says "wait" (:meth:`Limiter.hold`) and
+  slowed for a while after throttling answers (:meth:`Limiter.slow_down`);
+- the simple outcome classification from before the error table
+  (:func:`is_retriable`), kept only as a reference for tests: the pusher
+  classifies with :mod:`syncd.errortable`;
+- the optional retry bound (:class:`RetryPolicy`): caps a row's retry spec
+  (tests use it to keep retries short).
 
 A limiter paces the *start* of calls. The account's pusher acquires it once
 per call (retries included), so the rate holds whatever the outcome.
@@ -39,6 +38,7 @@ from tenacity import RetryCallState, wait_random_exponential
 from syncd.channels.base import BATCH_REJECTED, PushOutcome, ThrottleStatus, setting
 from syncd.config import PublishConfig
 from syncd.errors import ConfigError
+from syncd.errortable import RetrySpec
 
 DEFAULT_RATES: Mapping[str, tuple[float | None, str]] = {
     "lazada": (50.0, "documented: 50 inventory calls/s per seller"),
@@ -51,6 +51,13 @@ DEFAULT_RATES: Mapping[str, tuple[float | None, str]] = {
 DEFAULT_BURST = 1
 """Calls that may start back to back. 1 keeps calls evenly spaced, so a platform's own
 bucket keeps its burst as slack for network jitter."""
+
+SLOW_FACTOR = 0.5
+"""A throttling answer multiplies the account's request rate by this ..."""
+MIN_SLOW_FACTOR = 1 / 16
+"""... down to this share of the configured rate ..."""
+SLOW_FOR_S = 60.0
+"""... for this long after the last throttling answer."""
 
 SHOPIFY_DEFAULT_COST = 10.0
 """Points an ``inventorySetQuantities`` call is assumed to cost before the first answer."""
@@ -143,6 +150,10 @@ class Limiter(Protocol):
         """The platform asked to wait: no call starts for ``seconds``."""
         ...
 
+    def slow_down(self, seconds: float = SLOW_FOR_S) -> None:
+        """A throttling answer: send slower for ``seconds``."""
+        ...
+
 
 class _Hold:
     def __init__(self) -> None:
@@ -170,9 +181,19 @@ class RequestLimiter:
         self.burst = burst
         self._bucket = AsyncLimiter(burst, burst / rate_per_s)
         self._hold = _Hold()
+        self.factor = 1.0
+        """Share of ``rate_per_s`` in force (below 1 while slowed down)."""
+        self._slow_until = 0.0
+        self._slow: AsyncLimiter | None = None
+
+    @property
+    def current_rate(self) -> float:
+        return self.rate_per_s * (self.factor if time.monotonic() < self._slow_until else 1.0)
 
     async def acquire(self) -> None:
         await self._hold.wait()
+        if self._slow is not None and time.monotonic() < self._slow_until:
+            await self._slow.acquire()
         await self._bucket.acquire()
 
     def done(self, channel: object) -> None:
@@ -180,6 +201,15 @@ class RequestLimiter:
 
     def hold(self, seconds: float) -> None:
         self._hold.hold(seconds)
+
+    def slow_down(self, seconds: float = SLOW_FOR_S) -> None:
+        """Halve the rate (again, while already slowed, down to :data:`MIN_SLOW_FACTOR`)
+        until ``seconds`` from now; then the configured rate applies again."""
+        now = time.monotonic()
+        factor = self.factor if now < self._slow_until else 1.0
+        self.factor = max(MIN_SLOW_FACTOR, factor * SLOW_FACTOR)
+        self._slow_until = now + seconds
+        self._slow = AsyncLimiter(self.burst, self.burst / (self.rate_per_s * self.factor))
 
 
 class CostLimiter:
@@ -248,6 +278,12 @@ class CostLimiter:
     def hold(self, seconds: float) -> None:
         self._hold.hold(seconds)
 
+    def slow_down(self, seconds: float = SLOW_FOR_S) -> None:
+        """The platform throttled although the model admitted the call: the bucket is
+        emptier than modelled (another app shares it); start again from empty."""
+        self._refill()
+        self.level = min(self.level, 0.0)
+
 
 class Limiters:
     """Several limiters that must all admit a call (Shopify with a configured rate)."""
@@ -267,6 +303,10 @@ class Limiters:
         for part in self.parts:
             part.hold(seconds)
 
+    def slow_down(self, seconds: float = SLOW_FOR_S) -> None:
+        for part in self.parts:
+            part.slow_down(seconds)
+
 
 def make_limiter(limits: AccountLimits) -> Limiter:
     parts: list[Limiter] = []
@@ -284,7 +324,9 @@ def make_limiter(limits: AccountLimits) -> Limiter:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Bounded, jittered retries (values from ``[publish]``)."""
+    """Bounded, jittered retries. The error table's rows give each failure its own
+    :class:`~syncd.errortable.RetrySpec`; a policy given to the pusher caps it
+    (:meth:`bound`); the publisher gives none."""
 
     max_attempts: int = 5
     max_seconds: float = 60.0
@@ -310,3 +352,12 @@ class RetryPolicy:
     def gives_up(self, attempt: int, elapsed_s: float, next_delay_s: float) -> bool:
         """After ``attempt`` failed: True when no further attempt may start."""
         return attempt >= self.max_attempts or elapsed_s + next_delay_s > self.max_seconds
+
+    def bound(self, spec: RetrySpec) -> RetrySpec:
+        """``spec`` with every figure capped by this policy's."""
+        return RetrySpec(
+            min(spec.max_attempts, self.max_attempts),
+            min(spec.base_delay_s, self.backoff_initial_s),
+            min(spec.max_delay_s, self.backoff_max_s),
+            min(spec.give_up_after_s, self.max_seconds),
+        )

@@ -8,9 +8,13 @@ Owns the Kafka side of publishing (the per-account sending is
   account's records all live in one partition (murmur2 of the account), so
   exactly one process of the group sends to each account and its limiter
   holds for the whole cluster;
-- the producer of ``topics.push_results`` (every attempt) and of the
+- the producer of ``topics.push_results`` (every attempt), of the
   compacted ``<p>.acked`` (the newest acknowledged quantity per listing, in
-  the same partition number as the listing's desired records);
+  the same partition number as the listing's desired records) and of the
+  compacted ``topics.actions`` (manual actions, key ``<account>/<action>``,
+  built by :mod:`syncd.actions`);
+- the error table (``[publish] error_table``), loaded at start (a broken
+  table stops the stage) and swapped by :meth:`PublishService.reload_table`;
 - one :class:`OffsetTracker` per partition: an offset is committed only when
   every earlier record of its partition is acknowledged, superseded by a
   newer acknowledged quantity, or handed over as a failure;
@@ -53,8 +57,10 @@ from syncd.channels.base import (
     make_channel,
 )
 from syncd.config import Config
-from syncd.limits import AccountLimits, Limiter, RetryPolicy, make_limiter
-from syncd.pusher import AccountPusher, Attempt, decode_desired, push_result
+from syncd.errors import ConfigError
+from syncd.errortable import ErrorTable, load, load_or_keep
+from syncd.limits import AccountLimits, Limiter, make_limiter
+from syncd.pusher import AccountPusher, Attempt, decode_desired, push_result, table_path
 
 __all__ = ["OffsetTracker", "PublishService", "main"]
 
@@ -128,7 +134,8 @@ class PublishService:
             token_store = (
                 JsonFileTokenStore(pub.token_store) if pub.token_store else MemoryTokenStore()
             )
-        self.retry = RetryPolicy.from_config(pub)
+        self.table_path = table_path(pub.error_table)
+        self.table: ErrorTable = load(self.table_path)
         self.lock = asyncio.Lock()
         self.counts: Counter[str] = Counter()
         self.records = 0
@@ -360,10 +367,12 @@ class PublishService:
                 self.channels[account],
                 self.limiters[account],
                 self.limits[account],
-                self.retry,
+                None,  # the table's rows give the retry bounds
                 self,
                 acked=acked,
                 retry_pass_s=self.cfg.publish.retry_pass_s,
+                table=self.table,
+                actions=self.write_actions,
             )
             pusher.start()
             self.pushers[account] = pusher
@@ -391,6 +400,35 @@ class PublishService:
         tracker = self._trackers.get(partition)
         if tracker is not None:
             tracker.done(offsets)
+
+    async def write_actions(self, records: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Write manual-action records to ``topics.actions`` (compacted by action id).
+
+        A failed write is logged, not raised: the next change of the action writes it
+        again in full.
+        """
+        t = self.cfg.topics
+        try:
+            futures = [
+                await self.producer.send(t.actions, orjson.dumps(value), key=key.encode())
+                for key, value in records
+            ]
+            await asyncio.gather(*futures)
+        except AioKafkaError as e:
+            log.warning("action_write_failed", topic=t.actions, error=type(e).__name__)
+
+    def reload_table(self) -> ConfigError | None:
+        """Re-read the error table (for SIGHUP): a broken file keeps the current table and
+        returns why."""
+        table, error = load_or_keep(self.table_path, self.table)
+        if error is not None:
+            log.error("error_table_reload_failed", path=str(self.table_path), error=str(error))
+            return error
+        self.table = table
+        for pusher in self.pushers.values():
+            pusher.table = table
+        log.info("error_table_reloaded", path=str(self.table_path), rows=len(table.rows))
+        return None
 
     # -- offsets and restore -----------------------------------------------------------
 

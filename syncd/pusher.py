@@ -18,27 +18,48 @@ Rules (docs/publisher.md):
 - never two calls for one listing at the same time;
 - up to ``max_in_flight`` calls per account, each started through the
   account's limiter (:mod:`syncd.limits`), retries included;
-- retries with tenacity for the retriable outcomes only; every attempt is
-  recorded; what still fails is handed over (recorded as ``final``) and, when
-  it was retriable, kept for the next retry pass; cancellation is never
-  caught.
+- every failed outcome (transport errors included) is classified with the
+  error table (:mod:`syncd.errortable`) and handled by its class: ``retry``
+  (tenacity, the row's jittered backoff and bounds, Retry-After honoured, the
+  limiter slowed for throttling rows; after the bound: final, a manual action,
+  and the next retry pass), ``refresh-auth`` (force a token refresh, re-send
+  once, else park the account), ``park-account`` (stop sending, keep the newest
+  quantities, probe, flush when it clears), ``park-listing`` (hold the listing,
+  probe it), ``adjust`` (re-send with at least the captured minimum / held
+  units), ``manual`` (final, a manual action);
+- manual actions are grouped per (account, row action) by
+  :class:`syncd.actions.ActionBook` and handed to an action writer; a later
+  success (or the account's unparking) resolves them;
+- every attempt is recorded; cancellation is never caught.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never
 
-from syncd.channels.base import NO_RESULT, Channel, ChannelTransportError, PushOutcome, StockUpdate
-from syncd.limits import AccountLimits, Limiter, RetryPolicy, is_retriable, is_throttle
+from syncd.actions import ActionBook
+from syncd.channels.base import (
+    NO_RESULT,
+    Channel,
+    ChannelAuthError,
+    ChannelTransportError,
+    PushOutcome,
+    StockUpdate,
+)
+from syncd.errortable import Decision, ErrorTable, RetrySpec, load
+from syncd.limits import AccountLimits, Limiter, RetryPolicy
 
 log = structlog.get_logger("syncd.pusher")
 
@@ -47,6 +68,31 @@ INTERNAL_ERROR = "syncd.internal_error"
 
 STOCK_OUT, DECREASE, INCREASE = 0, 1, 2
 """Send classes, in send order."""
+
+DEFAULT_ERROR_TABLE = "config/error-table.toml"
+AUTH_PROBE_S = 3600.0
+"""Probe interval of an account parked because its token could not be refreshed, when
+the refusal's own row gives none."""
+PROBE_TICK_S = 0.05
+
+ActionWriter = Callable[[Sequence[tuple[str, dict[str, Any]]]], Awaitable[None]]
+"""Writes manual-action records (key, value) to ``topics.actions``."""
+
+
+def table_path(path: str | Path) -> Path:
+    """An error-table path: absolute, else relative to the working directory, else to
+    the source tree syncd runs from (``config/`` next to the package)."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    packaged = Path(__file__).resolve().parent.parent / p
+    return packaged if packaged.exists() else p
+
+
+@functools.cache
+def default_table() -> ErrorTable:
+    """The shipped table (for pushers built without one, as in tests)."""
+    return load(table_path(DEFAULT_ERROR_TABLE))
 
 
 # -- values --------------------------------------------------------------------
@@ -102,16 +148,29 @@ class Attempt:
     """No further attempt follows for this quantity (ok, permanent, or retries ran out)."""
     write_acked: bool
     """Record the quantity in the acked topic (ok, and the listing is still linked)."""
+    sent: int | None = None
+    """The quantity sent when an ``adjust`` row changed it (else the desired one)."""
+    decision: Decision | None = None
+    """The error table's decision for a failed outcome."""
+    held: int | None = None
+    """Units the platform holds for a campaign (``adjust`` / ``hold``)."""
+    min_quantity: int | None = None
+    """The minimum the platform demands (``adjust`` / ``min_quantity``)."""
+
+    @property
+    def quantity(self) -> int:
+        return self.desired.quantity if self.sent is None else self.sent
 
 
 def push_result(account: str, a: Attempt) -> dict[str, Any]:
-    """The push-results record value of one attempt."""
-    d, o = a.desired, a.outcome
-    return {
+    """The push-results record value of one attempt (the keys after ``retriable`` only
+    when they apply)."""
+    d, o, dec = a.desired, a.outcome, a.decision
+    out = {
         "account": account,
         "listing_ref": d.listing_ref,
         "sku": d.sku,
-        "quantity": d.quantity,
+        "quantity": a.quantity,
         "ok": o.ok,
         "attempt": a.attempt,
         "http_status": o.http_status,
@@ -121,8 +180,19 @@ def push_result(account: str, a: Attempt) -> dict[str, Any]:
         "source_ts": d.source_ts,
         "acked_at": a.at_ms if o.ok else None,
         "final": a.final,
-        "retriable": is_retriable(o),
+        "retriable": dec is not None and dec.error_class == "retry",
     }
+    if a.quantity != d.quantity:
+        out["desired_quantity"] = d.quantity
+    if a.held is not None:
+        out["held"] = a.held
+    if a.min_quantity is not None:
+        out["min_quantity"] = a.min_quantity
+    if dec is not None:
+        out["class"] = dec.error_class
+        out["row"] = dec.row.id
+        out["action"] = dec.action
+    return out
 
 
 class Sink(Protocol):
@@ -164,6 +234,20 @@ def _wait(state: RetryCallState) -> float:
 # -- one account -----------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Park:
+    """Why and until when an account (or a listing) is parked."""
+
+    decision: Decision
+    next_probe: float
+    desired: Desired | None = None
+    """For a held listing: its newest quantity."""
+
+
+_SENT_AGAIN = frozenset({"retry", "resend"})
+"""Fates after which the same call is tried again."""
+
+
 class AccountPusher:
     """Sends one account's newest desired quantities, in order, within its limits."""
 
@@ -174,11 +258,14 @@ class AccountPusher:
         channel: Channel,
         limiter: Limiter,
         limits: AccountLimits,
-        retry: RetryPolicy,
+        retry: RetryPolicy | None,
         sink: Sink,
         *,
         acked: Mapping[str, int] | None = None,
         retry_pass_s: float = 60.0,
+        table: ErrorTable | None = None,
+        actions: ActionWriter | None = None,
+        auth_probe_s: float = AUTH_PROBE_S,
     ) -> None:
         self.account = account
         self.partition = partition
@@ -186,17 +273,34 @@ class AccountPusher:
         self.limiter = limiter
         self.limits = limits
         self.retry = retry
+        """Caps every row's retry spec when given (tests); None: the rows alone."""
         self.sink = sink
         self.retry_pass_s = retry_pass_s
+        self.table = table if table is not None else default_table()
+        self.platform = channel.platform
+        self.write_actions = actions
+        self.auth_probe_s = auth_probe_s
+        self.book = ActionBook(account)
         self.pending: dict[str, Desired] = {}
         self.inflight: dict[str, Desired] = {}
         self.acked: dict[str, int] = dict(acked or {})
         self.parked: dict[str, Desired] = {}
         """Retries ran out: sent again by the next retry pass unless a newer record comes."""
+        self.account_park: _Park | None = None
+        """The account is parked (``park-account``): only probes are sent."""
+        self.held: dict[str, _Park] = {}
+        """Listings held by a ``park-listing`` row, each probed on its own."""
         self.counts: Counter[str] = Counter()
         self._queues: tuple[dict[str, None], ...] = ({}, {}, {})
         self._class: dict[str, int] = {}
         self._unlinked: set[str] = set()
+        self._adjust: dict[str, Decision] = {}
+        """Listings whose next send is adjusted (``adjust`` rows), until acknowledged."""
+        self._reauthed: set[str] = set()
+        """Listings re-sent after a forced token refresh (a second refusal parks)."""
+        self._probe_due = False
+        self._probe_key: str | None = None
+        self._rng = random.Random()
         self._work = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._writes: set[asyncio.Task[None]] = set()
@@ -210,10 +314,20 @@ class AccountPusher:
         """Take a newer desired quantity for a listing (it replaces any pending one)."""
         self._unlinked.discard(d.key)
         self.parked.pop(d.key, None)
+        held = self.held.get(d.key)
+        if held is not None:  # handed over while held: keep only the newest quantity
+            self.sink.resolve(self.partition, d.offsets)
+            d.offsets = []
+            held.desired = d
+            self.counts["coalesced"] += 1
+            return
         old = self.pending.get(d.key)
         if old is not None:
             d.offsets = old.offsets + d.offsets
             self.counts["coalesced"] += 1
+        if self.account_park is not None:  # parked: handed over, kept for the flush
+            self.sink.resolve(self.partition, d.offsets)
+            d.offsets = []
         self.pending[d.key] = d
         self._place(d.key)
 
@@ -221,6 +335,8 @@ class AccountPusher:
         """The listing left the catalog: drop what is queued; returns the offsets that frees."""
         self.acked.pop(key, None)
         self.parked.pop(key, None)
+        self.held.pop(key, None)
+        self._adjust.pop(key, None)
         offsets = self._drop_pending(key).offsets if key in self.pending else []
         if key in self.inflight:
             self._unlinked.add(key)
@@ -228,8 +344,11 @@ class AccountPusher:
 
     @property
     def idle(self) -> bool:
-        """Nothing queued, in flight, or waiting to be written."""
-        return not self.pending and not self.inflight and not self._writes
+        """Nothing in flight or waiting to be written, and nothing queued that may be sent
+        now (a parked account's quantities wait for its probe)."""
+        if self.inflight or self._writes:
+            return False
+        return not self.pending or (self.account_park is not None and not self._probe_due)
 
     def _place(self, key: str) -> None:
         d = self.pending[key]
@@ -259,27 +378,47 @@ class AccountPusher:
         return d
 
     def _sendable(self) -> bool:
+        if self.account_park is not None and not self._probe_due:
+            return False
         return len(self.pending) > sum(1 for k in self.inflight if k in self.pending)
 
     def _pick(self) -> list[Desired]:
-        """The next call's updates: the first batch of the most urgent class."""
+        """The next call's updates: the first batch of the most urgent class (while the
+        account is parked: one listing, the probe)."""
+        probe = self.account_park is not None
+        if probe and not self._probe_due:
+            return []
         for queue in self._queues:
             cands: list[Desired] = []
             for key in queue:
                 if key not in self.inflight:  # never two calls for one listing at once
                     cands.append(self.pending[key])
-                    if len(cands) >= self._window:
+                    if len(cands) >= self._window or probe:
                         break
             if not cands:
                 continue
             by_ref = {d.listing_ref: d for d in cands}
-            first = self.channel.batches([d.update() for d in cands])[0]
+            first = self.channel.batches([self._update(d) for d in cands])[0]
             picked = [by_ref[u.listing_ref] for u in first]
             for d in picked:
                 self._drop_pending(d.key)
                 self.inflight[d.key] = d
+            if probe:
+                self._probe_due = False
+                self._probe_key = picked[0].key
+                self._log.info("account_probe", listing=picked[0].listing_ref)
             return picked
         return []
+
+    def _update(self, d: Desired) -> StockUpdate:
+        """The update to send: the desired quantity, raised by an ``adjust`` decision."""
+        return StockUpdate(d.listing, d.listing_ref, self._sent(d))
+
+    def _sent(self, d: Desired) -> int:
+        dec = self._adjust.get(d.key)
+        if dec is None or dec.quantity is None:
+            return d.quantity
+        return max(d.quantity, dec.quantity)
 
     # -- life cycle --------------------------------------------------------------
 
@@ -289,6 +428,7 @@ class AccountPusher:
             self._tasks.append(asyncio.create_task(self._sender(), name=f"push-{name}-{i}"))
         if self.retry_pass_s > 0:
             self._tasks.append(asyncio.create_task(self._retry_pass(), name=f"retry-{name}"))
+        self._tasks.append(asyncio.create_task(self._prober(), name=f"probe-{name}"))
 
     async def stop(self, drain_s: float = 0.0) -> None:
         """Let queued work finish for up to ``drain_s`` seconds, then cancel what is left."""
@@ -316,11 +456,39 @@ class AccountPusher:
             await asyncio.sleep(self.retry_pass_s)
             parked, self.parked = self.parked, {}
             for key, d in parked.items():
-                if key not in self.pending and key not in self.inflight:
+                if key not in self.pending and key not in self.inflight and key not in self.held:
                     self.pending[key] = d
                     self._place(key)
             if parked:
                 self._log.info("retry_pass", listings=len(parked))
+
+    async def _prober(self) -> None:
+        """Schedules the probes of a parked account and of held listings."""
+        while True:
+            await asyncio.sleep(PROBE_TICK_S)
+            now = time.monotonic()
+            park = self.account_park
+            if (
+                park is not None
+                and not self._probe_due
+                and self._probe_key is None
+                and now >= park.next_probe
+            ):
+                if any(k not in self.inflight for k in self.pending):
+                    self._probe_due = True
+                    self._work.set()
+                else:  # nothing to probe with: look again after the interval
+                    park.next_probe = now + self._probe_every(park.decision)
+            for key, h in list(self.held.items()):
+                if now >= h.next_probe:
+                    del self.held[key]
+                    if h.desired is not None and key not in self.pending:
+                        self._log.info("listing_probe", listing=h.desired.listing_ref)
+                        self.pending[key] = h.desired
+                        self._place(key)
+
+    def _probe_every(self, decision: Decision) -> float:
+        return decision.probe_every_s if decision.probe_every_s is not None else self.auth_probe_s
 
     async def _sender(self) -> None:
         while True:
@@ -354,7 +522,7 @@ class AccountPusher:
                     if not todo:
                         return
                     await self.limiter.acquire()
-                todo, delay = await self._attempt(todo, n, started, att.retry_state)
+                todo, delay = await self._attempt(todo, n, started)
                 if todo:
                     raise _Again(delay)
 
@@ -365,6 +533,7 @@ class AccountPusher:
             key = d.key
             if key in self._unlinked:
                 self._unlinked.discard(key)
+                self._drop_probe(key)
                 del self.inflight[key]
                 self.sink.resolve(self.partition, d.offsets)
                 continue
@@ -373,7 +542,8 @@ class AccountPusher:
                 newer.offsets = d.offsets + newer.offsets
                 d = newer
                 self.inflight[key] = d
-                if self.acked.get(key) == d.quantity:
+                if self.acked.get(key) == self._sent(d):
+                    self._drop_probe(key)
                     del self.inflight[key]
                     self.sink.resolve(self.partition, d.offsets)
                     self.counts["unchanged"] += 1
@@ -381,13 +551,43 @@ class AccountPusher:
             out.append(d)
         return out
 
+    def _drop_probe(self, key: str) -> None:
+        """The probe's listing needs no more sending: the next probe may be scheduled."""
+        if key == self._probe_key:
+            self._probe_key = None
+
+    def _spec(self, decision: Decision) -> RetrySpec:
+        assert decision.retry is not None  # a retry row always has one (validated)
+        return self.retry.bound(decision.retry) if self.retry is not None else decision.retry
+
+    async def _reauthorize(self) -> tuple[str, Decision | None]:
+        """Force a token refresh: ``("ok", None)``, ``("refused", decision of the
+        refusal)`` or ``("unreachable", decision)``."""
+        access = getattr(self.channel, "access_token", None)
+        refresh = getattr(self.channel, "refresh_token", None)
+        if access is None or refresh is None:
+            return "refused", None
+        try:
+            stale = await access()
+            await refresh(stale=stale)
+        except ChannelAuthError as e:
+            o = PushOutcome(
+                "", False, e.http_status, e.platform_code, e.platform_message, None, None
+            )
+            return "refused", self.table.classify(self.platform, o, account=self.account)
+        except ChannelTransportError as e:
+            return "unreachable", self.table.classify(self.platform, e.code, account=self.account)
+        self.counts["token_refreshed"] += 1
+        return "ok", None
+
     async def _attempt(
-        self, todo: list[Desired], n: int, started: float, state: RetryCallState
+        self, todo: list[Desired], n: int, started: float
     ) -> tuple[list[Desired], float]:
-        """One call; records every outcome; returns the updates to try again and when."""
+        """One call; records every outcome; handles each failure by its error-table class;
+        returns the updates to send again and when."""
         t0 = time.monotonic()
         try:
-            outcomes = await self.channel.push([d.update() for d in todo])
+            outcomes = await self.channel.push([self._update(d) for d in todo])
         except ChannelTransportError as e:
             outcomes = [
                 PushOutcome(d.listing_ref, False, None, e.code, e.message, None, None) for d in todo
@@ -414,47 +614,192 @@ class AccountPusher:
             )
             for d in todo
         ]
-        again = [o for _, o in pairs if is_retriable(o)]
-        hints = [o.retry_after_s for o in again if o.retry_after_s is not None]
-        hint = max(hints) if hints else None
-        if hint is not None and any(is_throttle(o) for o in again):
-            self.limiter.hold(hint)
-        delay = self.retry.delay(state, hint) if again else 0.0
-        gives_up = bool(again) and self.retry.gives_up(n, time.monotonic() - started, delay)
-        now_ms = int(time.time() * 1000)
-        attempts = [
-            Attempt(
-                d,
-                o,
-                n,
-                latency_ms,
-                now_ms,
-                not is_retriable(o) or gives_up,
-                o.ok and d.key not in self._unlinked,
+        decisions: dict[str, Decision] = {
+            d.key: self.table.classify(
+                self.platform, o, sku=d.sku, listing=d.listing_ref, account=self.account
             )
             for d, o in pairs
-        ]
+            if not o.ok
+        }
+        fates, delay, park = await self._fates(pairs, decisions, n, started)
+        now_ms = int(time.time() * 1000)
+        attempts = []
+        for d, o in pairs:
+            dec = decisions.get(d.key)
+            adj = self._adjust.get(d.key)
+            if dec is not None and dec.error_class == "adjust":
+                adj = dec
+            attempts.append(
+                Attempt(
+                    d,
+                    o,
+                    n,
+                    latency_ms,
+                    now_ms,
+                    fates[d.key] not in _SENT_AGAIN,
+                    o.ok and d.key not in self._unlinked,
+                    self._sent(d),
+                    dec,
+                    adj.quantity if adj is not None and adj.adjust == "hold" else None,
+                    adj.quantity if adj is not None and adj.adjust == "min_quantity" else None,
+                )
+            )
         durable = await self.sink.record(self.account, self.partition, attempts)
         settled: list[int] = []  # offsets resolved once the results are durable
         retry: list[Desired] = []
+        changed: list[str] = []
+        probed = False
         for d, o in pairs:
-            if o.ok:
-                settled += self._acknowledged(d)
-            elif is_retriable(o) and not gives_up:
+            fate = fates[d.key]
+            dec = decisions.get(d.key)
+            if d.key == self._probe_key and fate not in _SENT_AGAIN:
+                self._probe_key = None
+                probed = True
+            if fate == "ack":
+                self._adjust.pop(d.key, None)
+                self._reauthed.discard(d.key)
+                settled += self._acknowledged(d, self._sent(d))
+                changed += self.book.cleared(d.listing_ref, now_ms)
+                continue
+            assert dec is not None
+            if fate in _SENT_AGAIN:
                 retry.append(d)
-                self.counts["retried"] += 1
+                self.counts["retried" if fate == "retry" else "resent"] += 1
                 self._log.info(
                     "push_retry",
                     listing=d.listing_ref,
                     attempt=n,
                     code=o.code,
                     http_status=o.http_status,
+                    row=dec.row.id,
                     delay_s=round(delay, 3),
                 )
-            else:
-                settled += self._failed(d, o, n, park=is_retriable(o))
+                continue
+            settled += self._failed(d, o, n, fate, dec)
+            cause = park if fate == "park-account" and park is not None else dec
+            changed.append(self.book.open(cause, d.listing_ref, now_ms))
+        if park is not None:
+            self._park(park)
+        elif self.account_park is not None and (any(f == "ack" for f in fates.values()) or probed):
+            changed += self._unpark(now_ms)
         self._settle(durable, settled)
+        await self._write_actions(changed)
         return retry, delay
+
+    async def _fates(
+        self,
+        pairs: list[tuple[Desired, PushOutcome]],
+        decisions: Mapping[str, Decision],
+        n: int,
+        started: float,
+    ) -> tuple[dict[str, str], float, Decision | None]:
+        """What happens to each update of a call: ``ack``, ``retry`` / ``resend`` (this
+        call again after the returned delay), ``give-up`` (retries ran out: final, manual
+        action, retry pass), ``manual``, ``park-listing``, ``park-account``; and the
+        decision to park the account with, if any."""
+        fates: dict[str, str] = {}
+        delay = 0.0
+        hold: float | None = None
+        slow = False
+        park: Decision | None = None
+        retrying: list[tuple[str, RetrySpec]] = []
+        for d, o in pairs:
+            if o.ok:
+                fates[d.key] = "ack"
+                continue
+            dec = decisions[d.key]
+            cls = dec.error_class
+            if cls == "retry":
+                spec = self._spec(dec)
+                delay = max(delay, spec.delay(n, self._rng.random(), dec.retry_after_s))
+                retrying.append((d.key, spec))
+                if dec.slow_down:
+                    slow = True
+                    if dec.retry_after_s is not None:
+                        hold = max(hold or 0.0, dec.retry_after_s)
+            elif cls == "refresh-auth":
+                fates[d.key] = "refresh"
+            elif cls == "adjust":
+                again = dec.quantity is not None and d.key not in self._adjust
+                if again:
+                    self._adjust[d.key] = dec
+                fates[d.key] = "resend" if again else "manual"
+            elif cls == "park-account":
+                fates[d.key] = "park-account"
+                park = park or dec
+            else:  # park-listing, manual
+                fates[d.key] = cls
+        if slow:
+            self.limiter.slow_down()
+            if hold is not None:
+                self.limiter.hold(hold)
+        elapsed = time.monotonic() - started
+        for key, spec in retrying:
+            fates[key] = "give-up" if spec.gives_up(n, elapsed, delay) else "retry"
+        auth = [d.key for d, _ in pairs if fates.get(d.key) == "refresh"]
+        if auth:
+            first = [k for k in auth if k not in self._reauthed]
+            result, refusal = await self._reauthorize() if first else ("refused", None)
+            for key in auth:
+                if result == "ok" and key not in self._reauthed:
+                    self._reauthed.add(key)
+                    fates[key] = "resend"
+                elif result == "unreachable" and refusal is not None and refusal.retry:
+                    spec = self._spec(refusal)
+                    delay = max(delay, spec.delay(n, self._rng.random()))
+                    gone = spec.gives_up(n, time.monotonic() - started, delay)
+                    fates[key] = "give-up" if gone else "retry"
+                else:
+                    fates[key] = "park-account"
+                    self._reauthed.discard(key)
+                    if park is None:
+                        refused = refusal is not None and refusal.error_class == "park-account"
+                        park = refusal if refused and refusal is not None else decisions[key]
+        return fates, delay, park
+
+    def _park(self, decision: Decision) -> None:
+        first = self.account_park is None
+        self.account_park = _Park(decision, time.monotonic() + self._probe_every(decision))
+        self._probe_due = False
+        if first:
+            self.counts["account_parked"] += 1
+            self._log.warning(
+                "account_parked",
+                row=decision.row.id,
+                action=decision.action,
+                probe_every_s=self._probe_every(decision),
+            )
+        # what is queued is handed over: kept for the flush, no longer holding commits
+        for d in self.pending.values():
+            if d.offsets:
+                self.sink.resolve(self.partition, d.offsets)
+                d.offsets = []
+
+    def _unpark(self, now_ms: int) -> list[str]:
+        park = self.account_park
+        if park is None:
+            return []
+        self.account_park = None
+        self._probe_due = False
+        self._probe_key = None
+        self.counts["account_unparked"] += 1
+        self._log.info("account_unparked", row=park.decision.row.id, pending=len(self.pending))
+        self._work.set()  # flush the newest quantities
+        return self.book.resolve(park.decision.action, now_ms)
+
+    async def _write_actions(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        records = self.book.records(ids)
+        for _key, value in records:
+            self._log.info(
+                "action_" + value["state"],
+                action=value["action"],
+                listings=len(value["listings"]),
+                count=value["count"],
+            )
+        if self.write_actions is not None:
+            await self.write_actions(records)
 
     def _settle(self, durable: Awaitable[None], offsets: list[int]) -> None:
         """Resolve ``offsets`` once the results that answer for them are durable.
@@ -476,22 +821,25 @@ class AccountPusher:
             self._write_error = task.exception()
             self._log.error("push_results_write_failed", error=repr(task.exception()))
 
-    def _acknowledged(self, d: Desired) -> list[int]:
+    def _acknowledged(self, d: Desired, sent: int) -> list[int]:
         key = d.key
         del self.inflight[key]
         self.counts["acked"] += 1
         if key in self._unlinked:
             self._unlinked.discard(key)
         else:
-            self.acked[key] = d.quantity
+            self.acked[key] = sent
             if key in self.pending:
                 self._place(key)  # re-classify against the new acknowledged quantity
         return d.offsets
 
-    def _failed(self, d: Desired, o: PushOutcome, n: int, *, park: bool) -> list[int]:
-        """Hand the update over (its offsets are resolved once push-results holds it)."""
+    def _failed(self, d: Desired, o: PushOutcome, n: int, fate: str, dec: Decision) -> list[int]:
+        """Hand the update over (its offsets are resolved once push-results holds it) and
+        keep what its fate needs: the retry pass (``give-up``), the parked account's queue
+        (``park-account``) or the held listing (``park-listing``)."""
         key = d.key
         del self.inflight[key]
+        self._adjust.pop(key, None)
         self.counts["failed"] += 1
         self._log.warning(
             "push_failed",
@@ -502,14 +850,26 @@ class AccountPusher:
             code=o.code,
             http_status=o.http_status,
             message=o.message,
-            retry_pass=park,
+            row=dec.row.id,
+            fate=fate,
         )
         if key in self._unlinked:
             self._unlinked.discard(key)
-        elif park and key not in self.pending:
-            self.parked[key] = Desired(
-                d.key, d.listing, d.listing_ref, d.sku, d.quantity, d.source_ts
-            )
+            return d.offsets
+        kept = Desired(d.key, d.listing, d.listing_ref, d.sku, d.quantity, d.source_ts)
+        if fate == "park-listing":
+            newer = self._drop_pending(key) if key in self.pending else None
+            if newer is not None:
+                self.sink.resolve(self.partition, newer.offsets)
+                newer.offsets = []
+            probe = time.monotonic() + self._probe_every(dec)
+            self.held[key] = _Park(dec, probe, newer or kept)
+        elif fate == "park-account":
+            if key not in self.pending:
+                self.pending[key] = kept
+            self._place(key)
+        elif fate == "give-up" and key not in self.pending:
+            self.parked[key] = kept
         elif key in self.pending:
             self._place(key)
         return d.offsets
