@@ -190,11 +190,23 @@ async def _run(
     # SIGHUP re-reads the error table; a broken file keeps the old one and logs why.
     loop.add_signal_handler(signal.SIGHUP, lambda: [p.reload_table() for p in publishers])
     log.info("syncd_starting", version=__version__, config=cfg.source, stage=stage)
-    if until_caught_up or max_events is not None:
-        for s in stages:
-            await s.run()
-    else:
-        await asyncio.gather(*(s.run() for s in stages))
+    # The admin server (docs/admin.md) serves the publisher's actions; bounded runs are
+    # batch jobs and start none.
+    admin = None
+    if publishers and not (until_caught_up or max_events is not None):
+        from syncd.admin import Admin
+
+        admin = Admin(cfg.admin, publishers)
+        await admin.start()
+    try:
+        if until_caught_up or max_events is not None:
+            for s in stages:
+                await s.run()
+        else:
+            await asyncio.gather(*(s.run() for s in stages))
+    finally:
+        if admin is not None:
+            await admin.stop()
     return 0
 
 

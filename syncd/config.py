@@ -127,6 +127,18 @@ class PublishConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The daemon's admin HTTP server (docs/admin.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    """0: any free port (tests)."""
+    token: str | None = field(default=None, repr=False)
+    """Bearer token of the mutations, from ``token_env`` / ``token_file``; None: the
+    mutations are refused (403)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     account: str
     platform: str
@@ -146,6 +158,7 @@ class Config:
     log_level: str = "info"
     source: str = "<defaults>"
     publish: PublishConfig = PublishConfig()
+    admin: AdminConfig = AdminConfig()
 
     def rules_for(self, account: str, sku: str, listing_rules: Mapping[str, Any] | None) -> Rules:
         """Merge the rule layers: global, channel account, SKU, listing."""
@@ -174,7 +187,11 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
 
 
 def parse(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<dict>") -> Config:
-    _only(raw, "", {"kafka", "topics", "compute", "publish", "policy", "channels", "skus", "log"})
+    _only(
+        raw,
+        "",
+        {"kafka", "topics", "compute", "publish", "admin", "policy", "channels", "skus", "log"},
+    )
     kafka = _kafka(_sub(raw, "kafka"), env)
     topics = _build(TopicsConfig, _sub(raw, "topics"), "topics")
     for name in ("desired_partitions", "input_partitions", "replication_factor"):
@@ -194,6 +211,7 @@ def parse(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<dic
             "compute.velocity_window_minutes", "must be at least velocity_bucket_minutes"
         )
     publish = _publish(_sub(raw, "publish"))
+    admin = _admin(_sub(raw, "admin"), env)
     policy = Rules().merged(_rules(_sub(raw, "policy"), "policy"))
     channels = {}
     for account, table in _sub(raw, "channels").items():
@@ -212,7 +230,9 @@ def parse(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<dic
     level = log.get("level", "info")
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log.level", f"must be debug, info, warning or error, got {level!r}")
-    return Config(kafka, topics, compute, policy, channels, skus, level, source, publish=publish)
+    return Config(
+        kafka, topics, compute, policy, channels, skus, level, source, publish=publish, admin=admin
+    )
 
 
 def _publish(table: Mapping[str, Any]) -> PublishConfig:
@@ -233,6 +253,19 @@ def _publish(table: Mapping[str, Any]) -> PublishConfig:
     if cfg.token_store == "":
         raise ConfigError("publish.token_store", "must be a file path")
     return cfg
+
+
+def _admin(table: Mapping[str, Any], env: Mapping[str, str]) -> AdminConfig:
+    token = secret(table, "token", "admin", env)  # first: a literal token gets its own reason
+    cfg: AdminConfig = _build(AdminConfig, table, "admin", exclude={"token"})
+    if not cfg.host:
+        raise ConfigError("admin.host", "must be a host name or address")
+    if not 0 <= cfg.port <= 65535:
+        raise ConfigError("admin.port", f"must be a port number (0-65535), got {cfg.port!r}")
+    if token is not None and not token.strip():
+        key = "admin.token_env" if "token_env" in table else "admin.token_file"
+        raise ConfigError(key, "the admin token is empty")
+    return AdminConfig(cfg.host, cfg.port, token)
 
 
 def _kafka(table: Mapping[str, Any], env: Mapping[str, str]) -> KafkaConfig:
