@@ -241,6 +241,13 @@ class Admin:
             )
         return None
 
+    def _authorized_target(
+        self, request: web.Request
+    ) -> tuple[AccountPusher, Action] | web.Response:
+        """The action a mutation names, or the answer refusing it (auth first, then lookup)."""
+        denied = self._denied(request)
+        return denied if denied is not None else self._target(request)
+
     def _target(self, request: web.Request) -> tuple[AccountPusher, Action] | web.Response:
         action_id = request.match_info["id"]
         found = self._find(action_id)
@@ -256,10 +263,7 @@ class Admin:
         return web.json_response({"actions": self.actions()})
 
     async def _retry(self, request: web.Request) -> web.Response:
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
-        found = self._target(request)
+        found = self._authorized_target(request)
         if isinstance(found, web.Response):
             return found
         pusher, a = found
@@ -271,10 +275,7 @@ class Admin:
         return web.json_response({"action": self.action_view(a, _now_ms()), "listings": listings})
 
     async def _resolve(self, request: web.Request) -> web.Response:
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
-        found = self._target(request)
+        found = self._authorized_target(request)
         if isinstance(found, web.Response):
             return found
         pusher, a = found

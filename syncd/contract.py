@@ -346,6 +346,11 @@ def _lines(raw: list[dict[str, Any]]) -> tuple[OrderLine, ...]:
     return tuple(out)
 
 
+def _check_stock_key(key: bytes | None, sku: str) -> None:
+    if key is None or key != sku.encode():
+        raise _key_mismatch(key, "stock", "sku", sku)
+
+
 def _stock_snapshot(d: dict[str, Any], key: bytes | None) -> StockSnapshot:
     sku: str = d["sku"]
     on_hand = d["on_hand"]
@@ -356,8 +361,7 @@ def _stock_snapshot(d: dict[str, Any], key: bytes | None) -> StockSnapshot:
         on_hand if on_hand.__class__ is int else int(on_hand),
         _to_ms(d["as_of"], "as_of"),
     )
-    if key is None or key != sku.encode():
-        raise _key_mismatch(key, "stock", "sku", sku)
+    _check_stock_key(key, sku)
     return ev
 
 
@@ -372,8 +376,7 @@ def _stock_adjusted(d: dict[str, Any], key: bytes | None) -> StockAdjusted:
         _to_ms(d["as_of"], "as_of"),
         d.get("reason"),
     )
-    if key is None or key != sku.encode():
-        raise _key_mismatch(key, "stock", "sku", sku)
+    _check_stock_key(key, sku)
     return ev
 
 

@@ -57,6 +57,8 @@ from syncd.channels.base import (
     ChannelTransportError,
     PushOutcome,
     StockUpdate,
+    fail_all,
+    failure,
 )
 from syncd.errortable import Decision, ErrorTable, RetrySpec, load
 from syncd.limits import AccountLimits, Limiter, RetryPolicy
@@ -586,20 +588,14 @@ class AccountPusher:
         """One call; records every outcome; handles each failure by its error-table class;
         returns the updates to send again and when."""
         t0 = time.monotonic()
+        updates = [self._update(d) for d in todo]
         try:
-            outcomes = await self.channel.push([self._update(d) for d in todo])
+            outcomes = await self.channel.push(updates)
         except ChannelTransportError as e:
-            outcomes = [
-                PushOutcome(d.listing_ref, False, None, e.code, e.message, None, None) for d in todo
-            ]
+            outcomes = fail_all(updates, None, e.code, e.message)
         except Exception as e:  # a client bug must not block the account: hand it over
             self._log.exception("push_internal_error", listings=len(todo))
-            outcomes = [
-                PushOutcome(
-                    d.listing_ref, False, None, INTERNAL_ERROR, type(e).__name__, None, None
-                )
-                for d in todo
-            ]
+            outcomes = fail_all(updates, None, INTERNAL_ERROR, type(e).__name__)
         finally:
             self.limiter.done(self.channel)
         latency_ms = (time.monotonic() - t0) * 1000
@@ -607,12 +603,8 @@ class AccountPusher:
         by_ref = {o.listing_ref: o for o in outcomes}
         missing = "the client returned no outcome for this update"
         pairs = [
-            (
-                d,
-                by_ref.get(d.listing_ref)
-                or PushOutcome(d.listing_ref, False, None, NO_RESULT, missing, None, None),
-            )
-            for d in todo
+            (d, by_ref.get(d.listing_ref) or failure(u, None, NO_RESULT, missing))
+            for d, u in zip(todo, updates, strict=True)
         ]
         decisions: dict[str, Decision] = {
             d.key: self.table.classify(
