@@ -2,11 +2,24 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install jars lint types unit test check demo bench
+.PHONY: install system-deps jars lint types unit test check demo bench
 
 install:
 	$(PIP) install -q -e '.[dev]'
 	$(PYTHON) dev/kafka.py jars
+
+# Debian packages the tests drive: Chromium (the operator page's browser test) and
+# systemd-analyze (the unit file check). Installed only when missing; fails loudly.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi; \
+	command -v chromium >/dev/null && command -v systemd-analyze >/dev/null
 
 jars:
 	$(PYTHON) dev/kafka.py jars
@@ -22,7 +35,7 @@ types:
 check: lint types
 	$(PYTHON) -m pytest -q
 
-test: install check
+test: system-deps install check
 
 demo: install
 	$(PYTHON) dev/demo.py

@@ -1,7 +1,8 @@
 """The daemon's admin HTTP server: manual actions and the operator page (docs/admin.md).
 
-An aiohttp app bound to ``[admin] host:port``, started by ``syncd run`` next to the
-publish stage. It reads the running publisher's pushers (their
+An aiohttp app bound to ``[admin] host:port``, started by every unbounded ``syncd run``
+(health: ``/healthz``, ``/readyz`` from :class:`~syncd.health.Health`). It reads the
+running publisher's pushers (their
 :class:`~syncd.actions.ActionBook`, queues, park state and limiter) and changes only
 actions: ``retry`` hands the newest kept quantity of each affected listing back to its
 pusher through :meth:`AccountPusher.offer` (or brings a held listing's or a parked
@@ -26,8 +27,10 @@ from urllib.parse import quote
 import structlog
 from aiohttp import web
 
+from syncd import metrics
 from syncd.actions import Action
 from syncd.config import AdminConfig
+from syncd.health import Health
 from syncd.limits import CostLimiter, Limiter, Limiters, RequestLimiter
 from syncd.pusher import AccountPusher
 
@@ -36,6 +39,9 @@ log = structlog.get_logger("syncd.admin")
 ROUTES = (
     ("GET", "/"),
     ("GET", "/actions"),
+    ("GET", "/metrics"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("POST", "/actions/{id}/retry"),
     ("POST", "/actions/{id}/resolve"),
 )
@@ -80,9 +86,13 @@ def _rate(limiter: Limiter) -> dict[str, Any]:
 class Admin:
     """The admin app over the pushers of the running publisher(s)."""
 
-    def __init__(self, cfg: AdminConfig, sources: Sequence[PusherSource]) -> None:
+    def __init__(
+        self, cfg: AdminConfig, sources: Sequence[PusherSource], health: Health | None = None
+    ) -> None:
         self.cfg = cfg
         self.sources = list(sources)
+        self.health = health if health is not None else Health()
+        """What ``/healthz`` and ``/readyz`` answer from (a compute-only run has no source)."""
         self.retried: dict[str, int] = {}
         """Action id → epoch ms of the operator's newest Retry."""
         self.last_success: dict[str, int] = {}
@@ -213,6 +223,9 @@ class Admin:
         app = web.Application()
         app.router.add_get("/", self._page)
         app.router.add_get("/actions", self._list)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
         app.router.add_post(r"/actions/{id:.+}/retry", self._retry)
         app.router.add_post(r"/actions/{id:.+}/resolve", self._resolve)
         return app
@@ -261,6 +274,22 @@ class Admin:
     async def _list(self, request: web.Request) -> web.Response:
         self.sample()
         return web.json_response({"actions": self.actions()})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """Every metric of this process (docs/metrics.md), Prometheus text format."""
+        return web.Response(
+            body=metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE}
+        )
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        """Alive: this answer comes from the event loop, and no stage task has ended."""
+        ok, body = self.health.alive()
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        """Ready: every stage assigned and restored, the broker answering (syncd.health)."""
+        ok, body = self.health.ready()
+        return web.json_response(body, status=200 if ok else 503)
 
     async def _retry(self, request: web.Request) -> web.Response:
         found = self._authorized_target(request)
@@ -333,7 +362,8 @@ class Admin:
             else "<p>No open action.</p>"
         )
         return (
-            f'<section><h2>{e(account)}</h2><p class="state">{status}<br>'
+            f'<section data-account="{e(account)}"><h2>{e(account)}</h2>'
+            f'<p class="state">{status}<br>'
             f"limiter: {e(_rate_text(lim))} · queue depth: {st['queue_depth']}"
             f" · in flight: {st['in_flight']} · waiting for the retry pass:"
             f" {st['waiting_for_retry_pass']} · held listings: {st['held_listings']}"
@@ -425,20 +455,41 @@ td, th { border: 1px solid #bbb; padding: 0.3em 0.5em; vertical-align: top; text
 """
 
 _TAIL = """<script>
+// The token lives in this tab's sessionStorage only; the outcome of the last click is
+// kept there too, to be shown again after the page reloads.
+const TOKEN = "syncd-admin-token", NOTE = "syncd-admin-note";
 const tokenField = document.getElementById("token");
-tokenField.value = sessionStorage.getItem("syncd-admin-token") || "";
-tokenField.addEventListener("change", () =>
-  sessionStorage.setItem("syncd-admin-token", tokenField.value));
+const status = document.getElementById("status");
+tokenField.value = sessionStorage.getItem(TOKEN) || "";
+tokenField.addEventListener("change", () => sessionStorage.setItem(TOKEN, tokenField.value));
+status.textContent = sessionStorage.getItem(NOTE) || "";
+sessionStorage.removeItem(NOTE);
+const RETRIED = {requeued: "sent again now", already_queued: "already queued",
+  probe_now: "probed at the next tick", no_quantity_kept: "sent with their next quantity"};
 async function act(id, what) {
-  const status = document.getElementById("status");
-  const token = tokenField.value;
-  sessionStorage.setItem("syncd-admin-token", token);
-  const r = await fetch("/actions/" + id + "/" + what, {
-    method: "POST", headers: {"Authorization": "Bearer " + token}});
-  let body = {};
-  try { body = await r.json(); } catch (e) {}
-  if (r.ok) { status.textContent = what + ": done"; setTimeout(() => location.reload(), 500); }
-  else { status.textContent = what + " refused (" + r.status + "): " + (body.reason || ""); }
+  const token = tokenField.value.trim();
+  if (!token) { status.textContent = "Type the admin token first."; tokenField.focus(); return; }
+  sessionStorage.setItem(TOKEN, token);
+  let r = null, body = {};
+  try {
+    r = await fetch("/actions/" + id + "/" + what, {
+      method: "POST", headers: {"Authorization": "Bearer " + token}});
+    body = await r.json();
+  } catch (e) {
+    if (r === null) { status.textContent = what + " failed: " + e; return; }
+  }
+  if (!r.ok) {
+    status.textContent = what + " refused (" + r.status + "): " + (body.reason || "");
+    return;
+  }
+  const done = Object.entries(body.listings || {}).filter(([, refs]) => refs.length)
+    .map(([k, refs]) => refs.length + " listing(s) " + (RETRIED[k] || k));
+  const note = (what === "retry" ? "Retry sent for " : "Resolved ")
+    + ((body.action && body.action.id) || decodeURIComponent(id))
+    + (done.length ? ": " + done.join(", ") : "") + " (" + new Date().toLocaleTimeString() + ")";
+  status.textContent = note;
+  sessionStorage.setItem(NOTE, note);
+  setTimeout(() => location.reload(), 500);
 }
 </script></body></html>
 """

@@ -96,6 +96,7 @@ async def ensure_topics(cfg: Config) -> dict[str, int]:
         compact = {"cleanup.policy": "compact"}
         wanted = [
             (t.order_lines, counts[t.stock], {}),
+            (t.holds, counts[t.stock], compact),
             (t.sku_state, counts[t.stock], compact),
             (t.order_state, counts[t.orders], compact),
             (t.desired, t.desired_partitions, compact),
@@ -109,7 +110,7 @@ async def ensure_topics(cfg: Config) -> dict[str, int]:
             if have is None:
                 await _create(admin, topic, n, t.replication_factor, conf)
                 have = n
-            elif topic in (t.order_lines, t.sku_state, t.order_state) and have != n:
+            elif topic in (t.order_lines, t.holds, t.sku_state, t.order_state) and have != n:
                 raise KafkaError(
                     f"topic {topic} has {have} partitions but must match its input topic ({n})"
                 )

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import structlog
@@ -174,40 +176,124 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(
     cfg: config.Config, stage: str, until_caught_up: bool, max_events: int | None
 ) -> int:
-    """Run the stages. Bounded runs go stage by stage: compute to its end, then publish."""
+    """Run the stages. Bounded runs go stage by stage: compute to its end, then publish.
+
+    Unbounded runs also serve the admin server (health, metrics, actions) and talk to
+    systemd (syncd.notify). SIGTERM/SIGINT stop the stages in order (docs/operations.md);
+    SIGHUP reloads the configuration and the error table.
+    """
+    from syncd.health import Health
+    from syncd.notify import Notifier
     from syncd.publisher import PublishService
+    from syncd.pusher import table_path
     from syncd.service import ComputeService
 
+    bounded = until_caught_up or max_events is not None
+    level = _LogLevel(cfg.log_level)
+    health = Health()
     stages: list[ComputeService | PublishService] = []
     if stage in ("all", "compute"):
-        stages.append(ComputeService(cfg, until_caught_up=until_caught_up, max_events=max_events))
+        stages.append(
+            ComputeService(
+                cfg,
+                until_caught_up=until_caught_up,
+                max_events=max_events,
+                health=health.stage("compute"),
+            )
+        )
     if stage in ("all", "publish"):
-        stages.append(PublishService(cfg, until_caught_up=until_caught_up, max_records=max_events))
+        stages.append(
+            PublishService(
+                cfg,
+                until_caught_up=until_caught_up,
+                max_records=max_events,
+                health=health.stage("publish"),
+            )
+        )
+    publishers = [s for s in stages if isinstance(s, PublishService)]
+    notifier = Notifier.from_env() if not bounded else Notifier(None)
+    admin = None
+
+    def stop(sig: signal.Signals) -> None:
+        log.info("stop_requested", signal=sig.name, stop_deadline_s=cfg.publish.stop_deadline_s)
+        health.stopping = True
+        notifier.send(STOPPING="1", STATUS="stopping")
+        for s in stages:
+            s.request_stop()
+
+    def reload() -> None:
+        nonlocal cfg
+        try:
+            new = config.load(cfg.source)
+        except ConfigError as e:  # keep running on the old configuration
+            log.error("config_reload_failed", config=cfg.source, key=e.key, reason=e.reason)
+        else:
+            cfg, live, restart = config.reload_plan(cfg, new)
+            level.level = cfg.log_level
+            for s in stages:
+                if isinstance(s, ComputeService):
+                    s.use_rules(cfg)
+                else:
+                    s.cfg = cfg
+                    s.table_path = table_path(cfg.publish.error_table)
+            if admin is not None:
+                admin.cfg = cfg.admin
+            log.info("config_reloaded", config=cfg.source, live=live, needs_restart=restart)
+        for p in publishers:  # a broken table keeps the old one and logs why
+            p.reload_table()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: [s.request_stop() for s in stages])
-    publishers = [s for s in stages if isinstance(s, PublishService)]
-    # SIGHUP re-reads the error table; a broken file keeps the old one and logs why.
-    loop.add_signal_handler(signal.SIGHUP, lambda: [p.reload_table() for p in publishers])
+        loop.add_signal_handler(sig, stop, sig)
+    loop.add_signal_handler(signal.SIGHUP, reload)
     log.info("syncd_starting", version=__version__, config=cfg.source, stage=stage)
-    # The admin server (docs/admin.md) serves the publisher's actions; bounded runs are
-    # batch jobs and start none.
-    admin = None
-    if publishers and not (until_caught_up or max_events is not None):
-        from syncd.admin import Admin
+    if bounded:  # batch jobs: no admin server, no systemd
+        for s in stages:
+            await s.run()
+        return 0
+    from syncd.admin import Admin
 
-        admin = Admin(cfg.admin, publishers)
-        await admin.start()
+    admin = Admin(cfg.admin, publishers, health)
+    await admin.start()
+    tasks = [asyncio.create_task(s.run(), name=f"stage-{s.health.name}") for s in stages]
+    for s, task in zip(stages, tasks, strict=True):
+        s.health.task = task
+    notify = asyncio.create_task(notifier.run(lambda: health.ready()[0], lambda: health.alive()[0]))
     try:
-        if until_caught_up or max_events is not None:
+        _, running = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        if running:  # a stage failed: stop the others in order before failing
             for s in stages:
-                await s.run()
-        else:
-            await asyncio.gather(*(s.run() for s in stages))
+                s.request_stop()
+            await asyncio.wait(running)
+        for task in tasks:
+            task.result()
     finally:
-        if admin is not None:
-            await admin.stop()
+        notify.cancel()
+        notifier.send(STOPPING="1", STATUS="stopped")
+        notifier.close()
+        await admin.stop()
+    log.info("syncd_stopped")
     return 0
+
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40}
+"""structlog method name -> level (logging's numbers)."""
+
+
+class _LogLevel:
+    """The daemon's log level, which SIGHUP may change. structlog fixes a logger's level
+    filter at its first use, so the loggers pass every level and this processor, first in
+    their (shared) chain, drops what is below ``level``."""
+
+    def __init__(self, level: str) -> None:
+        self.level = level
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+        structlog.get_config()["processors"].insert(0, self)
+
+    def __call__(self, _logger: Any, method: str, event: Any) -> Any:
+        if _LEVELS.get(method, logging.CRITICAL) < _LEVELS[self.level]:
+            raise structlog.DropEvent
+        return event
 
 
 if __name__ == "__main__":

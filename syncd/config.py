@@ -13,7 +13,7 @@ import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,12 @@ class TopicsConfig:
     @property
     def order_lines(self) -> str:
         return f"{self.internal_prefix}.order-lines"
+
+    @property
+    def holds(self) -> str:
+        """Units a channel account holds for a campaign, per SKU (publish -> compute;
+        partitioned by SKU as ``stock``)."""
+        return f"{self.internal_prefix}.holds"
 
     @property
     def order_state(self) -> str:
@@ -116,7 +122,8 @@ class PublishConfig:
     retry_pass_s: float = 60.0
     """How often listings whose retries ran out are tried again (0 = never)."""
     stop_deadline_s: float = 10.0
-    """On stop, sends already queued may finish for this long; the rest is cancelled."""
+    """On stop, calls in flight may finish for this long, then are cancelled; queued updates
+    are not sent (uncommitted, the next run sends them)."""
     max_in_flight: int = 8
     """Concurrent calls per account (an account's table may set its own)."""
     commit_interval_ms: int = 500
@@ -124,6 +131,14 @@ class PublishConfig:
     error_table: str = "config/error-table.toml"
     """The error table file (docs/error-table.md): absolute, or relative to the working
     directory."""
+    reconcile_interval_s: float = 0.0
+    """How often each account's acknowledged quantities are read back (0 = never;
+    docs/reconciliation.md)."""
+    reconcile_share: float = 0.1
+    """Share of an account's rate its read-back calls may use (0 < share <= 1)."""
+    drift_persist_s: float = 3600.0
+    """A drift still seen this long after it was first seen (and pushed again) opens a
+    manual action."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +250,48 @@ def parse(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<dic
     )
 
 
+def reload_plan(old: Config, new: Config) -> tuple[Config, list[str], list[str]]:
+    """What a reload (SIGHUP) of ``new`` over the running ``old`` does: the configuration to
+    run with (``old`` with the live keys taken from ``new``), the changed keys applied live
+    and the changed keys that need a restart (key names only, never values)."""
+    live: list[str] = []
+    restart: list[str] = []
+
+    def diff(key: str, a: Any, b: Any, is_live: bool) -> None:
+        if a != b:
+            (live if is_live else restart).append(key)
+
+    diff("log.level", old.log_level, new.log_level, True)
+    diff("policy", old.policy, new.policy, True)
+    diff("skus", old.skus, new.skus, True)
+    for name in ("kafka", "topics", "compute"):
+        diff(name, getattr(old, name), getattr(new, name), False)
+    for section, live_key in (("publish", "error_table"), ("admin", "token")):
+        was_s, now_s = getattr(old, section), getattr(new, section)
+        for name in was_s.__slots__:
+            key = f"{section}.{name}"
+            diff(key, getattr(was_s, name), getattr(now_s, name), name == live_key)
+    channels = dict(old.channels)
+    for account in sorted({*old.channels, *new.channels}):
+        was, now = old.channels.get(account), new.channels.get(account)
+        if was is None or now is None:  # a publisher is built per account at start
+            restart.append(f"channels.{account}")
+            continue
+        diff(f"channels.{account}.policy", was.policy, now.policy, True)
+        diff(f"channels.{account}", was.settings, now.settings, False)
+        channels[account] = replace(was, policy=now.policy)
+    applied = replace(
+        old,
+        log_level=new.log_level,
+        policy=new.policy,
+        skus=new.skus,
+        channels=channels,
+        publish=replace(old.publish, error_table=new.publish.error_table),
+        admin=replace(old.admin, token=new.admin.token),
+    )
+    return applied, live, restart
+
+
 def _publish(table: Mapping[str, Any]) -> PublishConfig:
     cfg: PublishConfig = _build(PublishConfig, table, "publish")
     for name in ("max_attempts", "max_in_flight", "commit_interval_ms", "batch_max_records"):
@@ -246,10 +303,14 @@ def _publish(table: Mapping[str, Any]) -> PublishConfig:
         "backoff_max_s",
         "retry_pass_s",
         "stop_deadline_s",
+        "reconcile_interval_s",
+        "drift_persist_s",
     ):
         value = getattr(cfg, name)
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"publish.{name}", f"must be a finite number >= 0, got {value!r}")
+    if not 0 < cfg.reconcile_share <= 1:
+        raise ConfigError("publish.reconcile_share", "must be a number > 0 and <= 1")
     if cfg.token_store == "":
         raise ConfigError("publish.token_store", "must be a file path")
     return cfg

@@ -172,6 +172,18 @@ class SkuState:
             return sum(h.on_hand for h in self.warehouses.values())
         return sum(self.warehouses[w].on_hand for w in warehouses if w in self.warehouses)
 
+    def set_hold(self, account: str, units: int) -> Literal["applied", "unchanged"]:
+        """Record the units ``account`` holds for a campaign (0: the hold ended).
+
+        Absolute, so a replayed record changes nothing."""
+        if self.holds.get(account, 0) == units:
+            return "unchanged"
+        if units > 0:
+            self.holds[account] = units
+        else:
+            del self.holds[account]
+        return "applied"
+
     def held_by_others(self, account: str) -> int:
         return sum(u for a, u in self.holds.items() if a != account)
 

@@ -35,6 +35,16 @@ from syncd.bus import dead_letter_headers, partition_for
 from syncd.catalog import Catalog, decode_listing
 from syncd.config import Config
 from syncd.errors import InvalidRecord
+from syncd.events import (
+    ListingLinked,
+    ListingTombstone,
+    ListingUnlinked,
+    OrderCancelled,
+    OrderPlaced,
+    OrderShipped,
+    StockAdjusted,
+    StockSnapshot,
+)
 from syncd.ledger import SkuState
 from syncd.orders import OrderState, SkuOrderView
 
@@ -85,6 +95,22 @@ class BatchResult:
     changelog: list[Out] = field(default_factory=list)
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(topic kind, outcome) -> events."""
+    events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """(topic, event type, outcome) -> records (``syncd_events_total``)."""
+
+
+_EVENT_TYPE: dict[type, str] = {
+    StockSnapshot: "stock.snapshot",
+    StockAdjusted: "stock.adjusted",
+    OrderPlaced: "order.placed",
+    OrderCancelled: "order.cancelled",
+    OrderShipped: "order.shipped",
+    ListingLinked: "listing.linked",
+    ListingUnlinked: "listing.unlinked",
+    ListingTombstone: "listing.tombstone",
+}
+"""Decoded event class -> its ``type`` in the contract (a record that does not decode:
+``unknown``; internal records: ``order_view``, ``hold``)."""
 
 
 class Processor:
@@ -126,6 +152,8 @@ class Processor:
                     self._stock_event(rec, res, work)
                 elif rec.topic == t.order_lines:
                     self._order_view(rec, res, work)
+                elif rec.topic == t.holds:
+                    self._hold(rec, res, work)
                 elif rec.topic == t.catalog:
                     self._catalog_check(rec, res)
             except Exception:  # a bug must not block the partition: park the record, say why
@@ -168,6 +196,7 @@ class Processor:
             hit = (q, OrderState.from_bytes(raw) if raw is not None else OrderState())
         st, outcome, views = orders.apply(hit[1], ev, rec.offset)
         res.counts["order", outcome] += 1
+        res.events[rec.topic, _EVENT_TYPE[type(ev)], outcome] += 1
         self.order_clock[q] = max(self.order_clock.get(q, 0), st.last_at)
         if outcome == "replayed":
             return
@@ -203,6 +232,7 @@ class Processor:
         state = self._touch(work, rec.partition, ev.sku)
         outcome = state.apply_stock(ev, rec.offset)
         res.counts["stock", outcome] += 1
+        res.events[rec.topic, _EVENT_TYPE[type(ev)], outcome] += 1
         if outcome != "replayed":
             _newest(work.source_ts, ev.sku, rec.timestamp)
         if outcome == "clamped":
@@ -223,18 +253,31 @@ class Processor:
         state = self._touch(work, rec.partition, sku)
         outcome = state.apply_order_view(view, bucket_ms=self.cfg.compute.bucket_ms)
         res.counts["order_line", outcome] += 1
+        res.events[rec.topic, "order_view", outcome] += 1
         if outcome == "applied":
             ts = next((int(v) for k, v in rec.headers if k == "syncd.source.timestamp"), 0)
             _newest(work.source_ts, sku, ts)
 
+    def _hold(self, rec: Record, res: BatchResult, work: _Work) -> None:
+        """A channel account's campaign hold on this SKU (written by the publish stage)."""
+        assert rec.value is not None
+        hold = orjson.loads(rec.value)
+        state = self._touch(work, rec.partition, hold["sku"])
+        outcome = state.set_hold(hold["account"], int(hold["held"]))
+        res.counts["hold", outcome] += 1
+        res.events[rec.topic, "hold", outcome] += 1
+        if outcome == "applied":
+            _newest(work.source_ts, state.sku, rec.timestamp)
+
     def _catalog_check(self, rec: Record, res: BatchResult) -> None:
         """Catalog records are applied by the catalog reader; here only bad ones are parked."""
         try:
-            decode_listing(rec.key, rec.value, max_bytes=self.cfg.compute.max_record_bytes)
+            ev = decode_listing(rec.key, rec.value, max_bytes=self.cfg.compute.max_record_bytes)
         except InvalidRecord as e:
             self._dead_letter(rec, e, res, "catalog")
             return
         res.counts["catalog", "applied"] += 1
+        res.events[rec.topic, _EVENT_TYPE[type(ev)], "applied"] += 1
 
     # -- helpers ---------------------------------------------------------------
     def _touch(self, work: _Work, p: int, sku: str) -> SkuState:
@@ -298,6 +341,7 @@ class Processor:
         headers = dead_letter_headers(rec.topic, rec.partition, rec.offset, err.code, err.reason)
         res.outputs.append(Out(self.cfg.topics.dead_letter, 0, rec.key, rec.value, headers))
         res.counts[kind, "dead_lettered"] += 1
+        res.events[rec.topic, "unknown", "dead_lettered"] += 1
 
     def start_sweep(self) -> None:
         """Queue every order key for a retention check (done in slices by sweep_step)."""

@@ -19,7 +19,9 @@ Owns the Kafka side of publishing (the per-account sending is
   every earlier record of its partition is acknowledged, superseded by a
   newer acknowledged quantity, or handed over as a failure;
 - on assignment the partitions are paused, their acknowledged quantities
-  restored from ``<p>.acked`` by the main loop, then resumed; on revocation
+  restored from ``<p>.acked`` and the open manual actions of their accounts
+  from ``topics.actions`` (with the newest desired values, see
+  docs/reconciliation.md) by the main loop, then resumed; on revocation
   the partitions' pushers are cancelled (a call in flight is simply sent
   again by the next owner: quantities are absolute) and what is resolved is
   committed;
@@ -48,7 +50,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from syncd import bus
+from syncd import bus, metrics
 from syncd.channels.base import (
     Channel,
     JsonFileTokenStore,
@@ -59,8 +61,17 @@ from syncd.channels.base import (
 from syncd.config import Config
 from syncd.errors import ConfigError
 from syncd.errortable import ErrorTable, load, load_or_keep
+from syncd.health import StageHealth, watch_kafka
 from syncd.limits import AccountLimits, Limiter, make_limiter
-from syncd.pusher import AccountPusher, Attempt, decode_desired, push_result, table_path
+from syncd.pusher import (
+    AccountPusher,
+    Attempt,
+    Desired,
+    decode_desired,
+    push_result,
+    table_path,
+)
+from syncd.reconcile import Settings
 
 __all__ = ["OffsetTracker", "PublishService", "main"]
 
@@ -125,8 +136,10 @@ class PublishService:
         until_caught_up: bool = False,
         max_records: int | None = None,
         token_store: TokenStore | None = None,
+        health: StageHealth | None = None,
     ) -> None:
         self.cfg = cfg
+        self.health = health or StageHealth("publish")
         self.until_caught_up = until_caught_up
         self.max_records = max_records
         pub = cfg.publish
@@ -143,6 +156,7 @@ class PublishService:
         self.limits: dict[str, AccountLimits] = {}
         self.limiters: dict[str, Limiter] = {}
         self.pushers: dict[str, AccountPusher] = {}
+        self.reconcile: dict[str, Settings] = {}
         self.unconfigured: set[str] = set()
         for account, ch in cfg.channels.items():
             if not ch.settings:
@@ -154,16 +168,36 @@ class PublishService:
             )
             self.channels[account] = make_channel(ch.platform, account, ch.settings, token_store)
             self.limiters[account] = make_limiter(self.limits[account])
+            self.reconcile[account] = Settings.build(
+                account,
+                ch.platform,
+                ch.settings,
+                self.limits[account].rate_per_s,
+                interval_s=pub.reconcile_interval_s,
+                share=pub.reconcile_share,
+                persist_s=pub.drift_persist_s,
+            )
         self._stop = asyncio.Event()
         self._trackers: dict[int, OffsetTracker] = {}
         self._committed: dict[int, int] = {}
         self._to_restore: set[int] = set()
         self._acked: dict[int, dict[str, int]] = {}
+        self._actions: dict[str, list[dict[str, Any]]] = {}
+        """Open action records per account, restored on assignment (taken by the pusher)."""
+        self._desired: dict[str, dict[str, Desired]] = {}
+        """Newest desired value per listing, per account, restored on assignment."""
         self._paused: set[int] = set()
         self._warned: set[str] = set()
         self._partitions = cfg.topics.desired_partitions
+        self._stock_partitions = cfg.topics.input_partitions
+        self._holds: dict[tuple[str, str], int] = {}
+        """(account, SKU) -> the campaign hold last written to ``topics.holds``."""
+        self._listing_holds: dict[str, int] = {}
+        """Listing key -> units held, as restored (each new pusher takes its own)."""
 
     def request_stop(self) -> None:
+        """Stop fetching and sending: calls in flight may finish for ``stop_deadline_s``,
+        then what is acknowledged is committed and the consumer leaves the group."""
         self._stop.set()
 
     # -- rebalance ----------------------------------------------------------------
@@ -175,6 +209,8 @@ class PublishService:
         for tp in mine:
             self._trackers[tp.partition] = OffsetTracker()
             self._to_restore.add(tp.partition)
+        self.health.assigned = True
+        self.health.restoring = self.health.restoring or bool(mine)
         log.info(
             "partitions_assigned",
             topic=self.cfg.topics.desired,
@@ -194,6 +230,7 @@ class PublishService:
             self._acked.pop(p, None)
             self._to_restore.discard(p)
             self._paused.discard(p)
+        self.health.assigned = False
         log.info("partitions_revoked", topic=self.cfg.topics.desired, partitions=sorted(gone))
 
     # -- life cycle ----------------------------------------------------------------
@@ -203,6 +240,7 @@ class PublishService:
         t = cfg.topics
         counts = await bus.ensure_topics(cfg)
         self._partitions = counts[t.desired]
+        self._stock_partitions = counts[t.holds]
         settings = bus.client_settings(cfg.kafka)
         self.producer = AIOKafkaProducer(**settings, acks="all", linger_ms=2)
         self.restorer = AIOKafkaConsumer(**settings, enable_auto_commit=False, fetch_max_wait_ms=50)
@@ -220,9 +258,12 @@ class PublishService:
         await self.producer.start()
         await self.restorer.start()
         failed = True
+        probe: asyncio.Task[None] | None = None
+        metrics.watch(self)  # consumer lag, queues, parked accounts, actions at every scrape
         try:
             self.consumer.subscribe([t.desired], listener=_Rebalance(self))
             await self.consumer.start()
+            probe = asyncio.create_task(watch_kafka(self.health, self.consumer), name="probe")
             log.info(
                 "publish_started",
                 accounts=sorted(self.channels),
@@ -231,7 +272,13 @@ class PublishService:
             await self._loop()
             failed = False
         finally:
+            metrics.unwatch(self)
+            if probe is not None:
+                probe.cancel()
+                await asyncio.gather(probe, return_exceptions=True)
             drain = cfg.publish.stop_deadline_s if not failed and self._stop.is_set() else 0.0
+            if drain:
+                self._hold_queued()
             await asyncio.gather(*(p.stop(drain) for p in self.pushers.values()))
             for p in self.pushers.values():
                 self.counts.update(p.counts)
@@ -245,6 +292,18 @@ class PublishService:
             log.info("publish_stopped", records=self.records, **dict(sorted(self.counts.items())))
         return self.counts
 
+    def _hold_queued(self) -> None:
+        """On stop, only calls in flight go on: queued updates are dropped unsent, so their
+        offsets stay uncommitted and the next owner sends them."""
+        held = 0
+        for pusher in self.pushers.values():
+            for key in list(pusher.pending):
+                pusher._drop_pending(key)
+                held += 1
+        in_flight = sum(len(p.inflight) for p in self.pushers.values())
+        deadline = self.cfg.publish.stop_deadline_s
+        log.info("publish_stopping", in_flight=in_flight, held_back=held, deadline_s=deadline)
+
     async def _loop(self) -> None:
         pub = self.cfg.publish
         next_commit = time.monotonic() + pub.commit_interval_ms / 1000
@@ -255,6 +314,7 @@ class PublishService:
                     log.error("pusher_failed", account=pusher.account, error=repr(err))
                     raise err
             await self._restore_pending()
+            self.health.restoring = bool(self._to_restore)
             self._backpressure()
             batch: Mapping[TopicPartition, Sequence[Any]] = {}
             if self.max_records is not None and self.records >= self.max_records:
@@ -373,6 +433,11 @@ class PublishService:
                 retry_pass_s=self.cfg.publish.retry_pass_s,
                 table=self.table,
                 actions=self.write_actions,
+                reconcile=self.reconcile[account],
+            )
+            pusher.restore(self._actions.pop(account, []), self._desired.pop(account, {}))
+            pusher.campaign_holds.update(
+                (k, q) for k, q in self._listing_holds.items() if k.startswith(prefix)
             )
             pusher.start()
             self.pushers[account] = pusher
@@ -383,6 +448,7 @@ class PublishService:
     async def record(
         self, account: str, partition: int, attempts: Sequence[Attempt]
     ) -> Awaitable[None]:
+        metrics.record_call(account, self.channels[account].platform, attempts)
         t = self.cfg.topics
         futures = []
         for a in attempts:
@@ -394,7 +460,25 @@ class PublishService:
                 futures.append(
                     await self.producer.send(t.acked, acked, key=key, partition=partition)
                 )
+            if a.held is not None and self._holds.get((account, a.desired.sku)) != a.held:
+                futures.append(await self._send_hold(account, a))
         return _delivered(futures)
+
+    async def _send_hold(self, account: str, a: Attempt) -> Awaitable[Any]:
+        """Hand a campaign hold (or its end) to the compute stage: ``topics.holds``, in the
+        SKU's stock partition, keyed (and compacted) by account and SKU."""
+        assert a.held is not None
+        sku = a.desired.sku
+        self._holds[account, sku] = a.held
+        value = {"account": account, "sku": sku, "listing_ref": a.desired.listing_ref}
+        log.info("campaign_hold", held=a.held, **value)
+        sent: Awaitable[Any] = await self.producer.send(
+            self.cfg.topics.holds,
+            orjson.dumps({**value, "held": a.held, "at": a.at_ms}),
+            key=f"{account}/{sku}".encode(),
+            partition=bus.partition_for(sku, self._stock_partitions),
+        )
+        return sent
 
     def resolve(self, partition: int, offsets: Iterable[int]) -> None:
         tracker = self._trackers.get(partition)
@@ -474,16 +558,94 @@ class PublishService:
                 restored[rec.partition][key] = qty
         self.restorer.unsubscribe()
         self._acked.update(restored)
+        await self._restore_holds()
+        await self._restore_actions(pending)
         mine = self.consumer.assignment()
         resume = [TopicPartition(t.desired, p) for p in pending]
         self.consumer.resume(*[tp for tp in resume if tp in mine])
+        took = time.monotonic() - started
+        metrics.restored("publish", took)
         log.info(
             "acked_restored",
             topic=t.acked,
             partitions=sorted(pending),
             listings=sum(len(r) for r in restored.values()),
-            seconds=round(time.monotonic() - started, 3),
+            seconds=round(took, 3),
         )
+
+    async def _restore_holds(self) -> None:
+        """Read the campaign holds this stage wrote (compacted ``topics.holds``), so a
+        restarted or new owner of an account still sees a hold end."""
+        t = self.cfg.topics
+        n = self._stock_partitions
+        self._holds.clear()
+        async for rec in bus.read_to_end(
+            self.restorer, [TopicPartition(t.holds, p) for p in range(n)]
+        ):
+            if rec.value is not None:
+                h = orjson.loads(rec.value)
+                self._holds[h["account"], h["sku"]] = h["held"]
+                key = f"{h['account']}/{h['listing_ref']}"
+                if h["held"]:
+                    self._listing_holds[key] = h["held"]
+                else:
+                    self._listing_holds.pop(key, None)
+        self.restorer.unsubscribe()
+
+    async def _restore_actions(self, partitions: set[int]) -> None:
+        """The open actions of the accounts in ``partitions`` (from the compacted
+        ``topics.actions``) and, when an account has one or reconciliation is on, the
+        newest desired value of its listings; the pushers of accounts with open actions
+        start now (a parked account probes although no new record comes)."""
+        t = self.cfg.topics
+        mine = {
+            a
+            for a in self.channels
+            if bus.partition_for(a, self._partitions) in partitions and a not in self.pushers
+        }
+        for a in mine:  # anything left from an earlier assignment is stale
+            self._actions.pop(a, None)
+            self._desired.pop(a, None)
+        latest: dict[str, dict[str, Any]] = {}
+        async for rec in bus.read_to_end(self.restorer, [TopicPartition(t.actions, 0)]):
+            key = rec.key.decode(errors="replace") if rec.key is not None else ""
+            try:
+                value = orjson.loads(rec.value) if rec.value is not None else None
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(value, dict) and value.get("account") in mine:
+                latest[key] = value
+            else:
+                latest.pop(key, None)
+        for value in latest.values():
+            if value.get("state") != "resolved":
+                self._actions.setdefault(str(value["account"]), []).append(value)
+        wanted = set(self._actions)
+        if any(self.reconcile[a].interval_s > 0 for a in mine):
+            wanted = mine
+        found = await self._read_desired(wanted) if wanted else {}
+        for key, d in found.items():
+            if d is not None:
+                self._desired.setdefault(key.split("/", 1)[0], {})[key] = d
+        restored = sorted(self._actions)
+        for account in restored:
+            self._pusher(account, bus.partition_for(account, self._partitions))
+        log.info("actions_restored", topic=t.actions, accounts=restored, listings=len(found))
+
+    async def _read_desired(self, accounts: set[str]) -> dict[str, Desired | None]:
+        """The newest desired value of every listing of ``accounts`` (None: unlinked)."""
+        reads = {bus.partition_for(a, self._partitions) for a in accounts}
+        tps = [TopicPartition(self.cfg.topics.desired, p) for p in sorted(reads)]
+        found: dict[str, Desired | None] = {}
+        async for rec in bus.read_to_end(self.restorer, tps):
+            key = rec.key.decode(errors="replace") if rec.key is not None else ""
+            if key.split("/", 1)[0] in accounts:
+                try:
+                    found[key] = decode_desired(rec.key, rec.value) if rec.value else None
+                except ValueError:
+                    continue
+        self.restorer.unsubscribe()
+        return found
 
     async def _done(self) -> bool:
         """Bounded modes: everything read so far (or to the end) is resolved and sent."""

@@ -30,12 +30,18 @@ Rules (docs/publisher.md):
 - manual actions are grouped per (account, row action) by
   :class:`syncd.actions.ActionBook` and handed to an action writer; a later
   success (or the account's unparking) resolves them;
+- reconciliation (``[publish] reconcile_interval_s``, docs/reconciliation.md):
+  settled listings are read back within the account's limiter and a share of its
+  rate; :func:`syncd.reconcile.check` says what a read means (a drift is pushed
+  again, a persisting one opens an action); :meth:`AccountPusher.restore` takes
+  back the open actions, parked account and held listings after a restart;
 - every attempt is recorded; cancellation is never caught.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import time
@@ -47,9 +53,11 @@ from typing import Any, Protocol
 
 import orjson
 import structlog
+from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never
 
-from syncd.actions import ActionBook
+from syncd import metrics
+from syncd.actions import Action, ActionBook
 from syncd.channels.base import (
     NO_RESULT,
     Channel,
@@ -60,8 +68,10 @@ from syncd.channels.base import (
     fail_all,
     failure,
 )
+from syncd.errors import ChannelError
 from syncd.errortable import Decision, ErrorTable, RetrySpec, load
 from syncd.limits import AccountLimits, Limiter, RetryPolicy
+from syncd.reconcile import READ_BACK_CODES, Drift, Settings, check
 
 log = structlog.get_logger("syncd.pusher")
 
@@ -155,7 +165,9 @@ class Attempt:
     decision: Decision | None = None
     """The error table's decision for a failed outcome."""
     held: int | None = None
-    """Units the platform holds for a campaign (``adjust`` / ``hold``)."""
+    """Units the platform holds for a campaign (``adjust`` / ``hold``); 0: the hold ended.
+    The sink hands changes to the compute stage (``topics.holds``), where they leave
+    every other channel's available stock."""
     min_quantity: int | None = None
     """The minimum the platform demands (``adjust`` / ``min_quantity``)."""
 
@@ -268,6 +280,7 @@ class AccountPusher:
         table: ErrorTable | None = None,
         actions: ActionWriter | None = None,
         auth_probe_s: float = AUTH_PROBE_S,
+        reconcile: Settings | None = None,
     ) -> None:
         self.account = account
         self.partition = partition
@@ -282,6 +295,7 @@ class AccountPusher:
         self.platform = channel.platform
         self.write_actions = actions
         self.auth_probe_s = auth_probe_s
+        self.reconcile_settings = reconcile
         self.book = ActionBook(account)
         self.pending: dict[str, Desired] = {}
         self.inflight: dict[str, Desired] = {}
@@ -292,23 +306,35 @@ class AccountPusher:
         """The account is parked (``park-account``): only probes are sent."""
         self.held: dict[str, _Park] = {}
         """Listings held by a ``park-listing`` row, each probed on its own."""
+        self.known: dict[str, Desired] = {}
+        """The last acknowledged value of each listing (its listing object for read-back)."""
+        self.acked_at: dict[str, float] = {}
+        """When each listing was last acknowledged (epoch seconds)."""
+        self.drift: dict[str, Drift] = {}
+        """Listings whose read-back differs from the acknowledged quantity."""
         self.counts: Counter[str] = Counter()
         self._queues: tuple[dict[str, None], ...] = ({}, {}, {})
         self._class: dict[str, int] = {}
         self._unlinked: set[str] = set()
         self._adjust: dict[str, Decision] = {}
         """Listings whose next send is adjusted (``adjust`` rows), until acknowledged."""
+        self.campaign_holds: dict[str, int] = {}
+        """Listing -> units the platform holds for a campaign, as last learned; the hold
+        ends when the platform accepts a quantity below it."""
         self._reauthed: set[str] = set()
         """Listings re-sent after a forced token refresh (a second refusal parks)."""
         self._probe_due = False
         self._probe_key: str | None = None
         self._rng = random.Random()
         self._work = asyncio.Event()
+        self._admit = asyncio.Lock()
+        """Held by the sender waiting for the limiter to start the next call."""
         self._tasks: list[asyncio.Task[None]] = []
         self._writes: set[asyncio.Task[None]] = set()
         self._write_error: BaseException | None = None
         self._window = max(64, 2 * channel.max_batch)
         self._log = log.bind(account=account, partition=partition)
+        self._limiter_wait = metrics.limiter_wait(account)
 
     # -- intake (synchronous: called by the consumer loop) ---------------------
 
@@ -336,6 +362,9 @@ class AccountPusher:
     def unlink(self, key: str) -> list[int]:
         """The listing left the catalog: drop what is queued; returns the offsets that frees."""
         self.acked.pop(key, None)
+        self.known.pop(key, None)
+        self.acked_at.pop(key, None)
+        self.drift.pop(key, None)
         self.parked.pop(key, None)
         self.held.pop(key, None)
         self._adjust.pop(key, None)
@@ -416,6 +445,19 @@ class AccountPusher:
         """The update to send: the desired quantity, raised by an ``adjust`` decision."""
         return StockUpdate(d.listing, d.listing_ref, self._sent(d))
 
+    def _campaign_hold(self, d: Desired, ok: bool, adj: Decision | None) -> int | None:
+        """The units the platform holds for a campaign as this attempt shows them: the
+        ``adjust``/``hold`` capture, 0 once it accepts less than the known hold (the
+        campaign ended), else None (nothing learned). Remembered per listing."""
+        if adj is not None and adj.adjust == "hold" and adj.quantity is not None:
+            self.campaign_holds[d.key] = adj.quantity
+            return adj.quantity
+        known = self.campaign_holds.get(d.key)
+        if ok and known is not None and d.quantity < known:
+            del self.campaign_holds[d.key]
+            return 0
+        return None
+
     def _sent(self, d: Desired) -> int:
         dec = self._adjust.get(d.key)
         if dec is None or dec.quantity is None:
@@ -431,6 +473,9 @@ class AccountPusher:
         if self.retry_pass_s > 0:
             self._tasks.append(asyncio.create_task(self._retry_pass(), name=f"retry-{name}"))
         self._tasks.append(asyncio.create_task(self._prober(), name=f"probe-{name}"))
+        if self.reconcile_settings is not None and self.reconcile_settings.interval_s > 0:
+            task = asyncio.create_task(self._reconciler(), name=f"reconcile-{name}")
+            self._tasks.append(task)
 
     async def stop(self, drain_s: float = 0.0) -> None:
         """Let queued work finish for up to ``drain_s`` seconds, then cancel what is left."""
@@ -492,20 +537,192 @@ class AccountPusher:
     def _probe_every(self, decision: Decision) -> float:
         return decision.probe_every_s if decision.probe_every_s is not None else self.auth_probe_s
 
+    # -- reconciliation and restore (docs/reconciliation.md) -------------------------
+
+    async def _reconciler(self) -> None:
+        rc = self.reconcile_settings
+        assert rc is not None
+        budget = AsyncLimiter(1, 1 / rc.read_rate_per_s)  # the read share of the rate
+        while True:
+            await asyncio.sleep(rc.interval_s)
+            await self.reconcile(budget)
+
+    async def reconcile(self, budget: AsyncLimiter) -> None:
+        """Read back every settled listing (acknowledged, or whose retries ran out), each
+        call through ``budget`` and the account's limiter, and act on what it shows."""
+        rc = self.reconcile_settings
+        assert rc is not None
+        busy = self.pending.keys() | self.inflight.keys() | self.held.keys()
+        todo = {k: d for k, d in self.known.items() if k not in busy}
+        todo.update(self.parked)
+        keys = list(todo)
+        for i in range(0, len(keys), rc.listings_per_read):
+            if self.account_park is not None:
+                return  # a parked account gets only probes
+            part = [todo[k] for k in keys[i : i + rc.listings_per_read]]
+            await budget.acquire()
+            await self.limiter.acquire()
+            try:
+                read = await self.channel.read_stock([d.listing for d in part])
+            except ChannelError as e:
+                self._log.warning("reconcile_read_failed", code=e.code, listings=len(part))
+                continue
+            finally:
+                self.limiter.done(self.channel)
+            self.counts["reconcile_reads"] += 1
+            await self._reconciled(part, read)
+
+    async def _reconciled(self, part: list[Desired], read: Mapping[str, int]) -> None:
+        rc = self.reconcile_settings
+        assert rc is not None
+        now = time.time()
+        now_ms = int(now * 1000)
+        changed: list[str] = []
+        for d in part:
+            key = d.key
+            if key in self.pending or key in self.inflight or key in self.held:
+                continue  # changed while reading: its own send decides
+            parked = self.parked.get(key)
+            old = self.drift.get(key)
+            c = check(
+                self.acked.get(key),
+                self.acked_at.get(key),
+                read.get(d.listing_ref),
+                now,
+                delay_s=rc.delay_s,
+                persist_s=rc.persist_s,
+                drift=old,
+                desired=parked.quantity if parked is not None else None,
+            )
+            self.counts["reconcile_" + c.verdict] += 1
+            if c.drift is None:
+                self.drift.pop(key, None)
+            else:
+                self.drift[key] = c.drift
+            if c.verdict == "adopt" or (c.verdict == "ok" and old is not None and old.opened):
+                changed += self.book.cleared(d.listing_ref, now_ms)
+            if c.verdict == "adopt":
+                del self.parked[key]
+                self.acked[key], self.acked_at[key] = d.quantity, now
+                self.known[key] = d
+            elif c.verdict in ("drift", "push", "action"):
+                self._log.info(
+                    "read_back_drift",
+                    listing=d.listing_ref,
+                    acked=self.acked.get(key),
+                    read=c.drift.read if c.drift else None,
+                    verdict=c.verdict,
+                )
+            if c.verdict == "push":  # the platform holds another value: send ours again
+                self.acked[key] = read[d.listing_ref]
+                self.pending[key] = Desired(key, d.listing, d.listing_ref, d.sku, d.quantity, None)
+                self._place(key)
+            elif c.verdict == "action":
+                outcome = PushOutcome(d.listing_ref, False, None, c.code, c.message, None, None)
+                dec = self.table.classify(
+                    self.platform, outcome, sku=d.sku, listing=d.listing_ref, account=self.account
+                )
+                if old is None or not old.opened:
+                    changed.append(self.book.open(dec, d.listing_ref, now_ms))
+                if dec.error_class == "park-listing":  # the probe sends it again
+                    self.acked[key] = read[d.listing_ref]
+                    self.held[key] = _Park(dec, time.monotonic() + self._probe_every(dec), d)
+        await self._write_actions(changed)
+
+    def restore(self, records: Iterable[Mapping[str, Any]], desired: Mapping[str, Desired]) -> None:
+        """After a restart or a rebalance, before :meth:`start`: take back this account's
+        open actions (values of ``topics.actions``), park the account or hold the listings
+        their class says, and keep the newest desired quantities (``desired``: the
+        account's desired records, newest per key) for read-back and for the flush."""
+        for key, d in desired.items():
+            if self.acked.get(key) == d.quantity:
+                self.known[key] = d
+        now = time.monotonic()
+        rc = self.reconcile_settings
+        reading = rc is not None and rc.interval_s > 0  # else an acknowledgement clears
+        for r in records:
+            a = Action(
+                self.account,
+                str(r["action"]),
+                str(r["class"]),
+                str(r.get("hint", "")),
+                int(r.get("opened_at", 0)),
+                int(r.get("updated_at", 0)),
+                dict.fromkeys(str(ref) for ref in r.get("listings", [])),
+                count=int(r.get("count", 0)),
+            )
+            self.book.actions[a.action] = a
+            dec = self._restored_decision(a)
+            if dec is None:
+                continue
+            if dec.error_class == "park-account":
+                self.account_park = _Park(dec, now + self._probe_every(dec))
+                self.counts["account_parked"] += 1
+                self._log.warning("account_parked_restored", row=dec.row.id, action=a.action)
+            elif dec.error_class == "park-listing":
+                for ref in a.listings:
+                    key = f"{self.account}/{ref}"
+                    self.held[key] = _Park(dec, now + self._probe_every(dec), desired.get(key))
+                    if dec.code in READ_BACK_CODES:  # the platform does not show it: send
+                        self.acked.pop(key, None)
+                        if reading:  # a matching read-back clears the action
+                            self.drift[key] = Drift(time.time(), 0, pushed=True, opened=True)
+        if self.account_park is not None:  # the flush: what the platform does not hold
+            for key, d in desired.items():
+                if key not in self.held and self.acked.get(key) != d.quantity:
+                    self.pending[key] = d
+                    self._place(key)
+
+    def _restored_decision(self, a: Action) -> Decision | None:
+        """The decision an action record was opened with: the first row of this platform
+        (then ``*``) with its action name and class, with the record's hint."""
+        rows = sorted(self.table.rows, key=lambda r: r.platform != self.platform)
+        for row in rows:
+            same = row.action == a.action and row.error_class == a.error_class
+            if same and row.platform in (self.platform, "*"):
+                codes = sorted(row.code or ())
+                code = next((c for c in codes if c in READ_BACK_CODES), codes[0] if codes else None)
+                return Decision(
+                    row,
+                    self.platform,
+                    code,
+                    {},
+                    a.hint,
+                    row.default,
+                    None,
+                    None,
+                    row.error_class,
+                    row.action,
+                    row.retry,
+                    row.slow_down,
+                    row.probe_every_s,
+                    row.adjust,
+                )
+        return None
+
     async def _sender(self) -> None:
         while True:
             if not self._sendable():
                 self._work.clear()
                 await self._work.wait()
                 continue
-            await self.limiter.acquire()
-            batch = self._pick()  # chosen after the wait: the freshest and most urgent
+            async with self._admit:  # one idle sender at a time waits for the limiter:
+                if not self._sendable():  # senders woken together must not spend the
+                    continue  # account's rate on calls with nothing to send
+                await self._acquire()
+                batch = self._pick()  # chosen after the wait: the freshest and most urgent
             if not batch:
                 self.limiter.done(self.channel)
                 continue
             await self._send(batch)
 
     # -- sending -------------------------------------------------------------------
+
+    async def _acquire(self) -> None:
+        """Wait until the limiter lets a call start (the wait is ``syncd_limiter_wait_seconds``)."""
+        t0 = time.monotonic()
+        await self.limiter.acquire()
+        self._limiter_wait.observe(time.monotonic() - t0)
 
     async def _send(self, batch: list[Desired]) -> None:
         todo = batch
@@ -523,7 +740,7 @@ class AccountPusher:
                     todo = self._refresh(todo)
                     if not todo:
                         return
-                    await self.limiter.acquire()
+                    await self._acquire()
                 todo, delay = await self._attempt(todo, n, started)
                 if todo:
                     raise _Again(delay)
@@ -621,6 +838,7 @@ class AccountPusher:
             adj = self._adjust.get(d.key)
             if dec is not None and dec.error_class == "adjust":
                 adj = dec
+            held = self._campaign_hold(d, o.ok, adj)
             attempts.append(
                 Attempt(
                     d,
@@ -632,7 +850,7 @@ class AccountPusher:
                     o.ok and d.key not in self._unlinked,
                     self._sent(d),
                     dec,
-                    adj.quantity if adj is not None and adj.adjust == "hold" else None,
+                    held,
                     adj.quantity if adj is not None and adj.adjust == "min_quantity" else None,
                 )
             )
@@ -651,7 +869,9 @@ class AccountPusher:
                 self._adjust.pop(d.key, None)
                 self._reauthed.discard(d.key)
                 settled += self._acknowledged(d, self._sent(d))
-                changed += self.book.cleared(d.listing_ref, now_ms)
+                drift = self.drift.get(d.key)
+                if drift is None or not drift.opened:  # else: cleared by a matching read-back
+                    changed += self.book.cleared(d.listing_ref, now_ms)
                 continue
             assert dec is not None
             if fate in _SENT_AGAIN:
@@ -678,10 +898,26 @@ class AccountPusher:
         await self._write_actions(changed)
         return retry, delay
 
+    async def _read_held(self, d: Desired, dec: Decision) -> Decision:
+        """A campaign refusal without a number (Shopee's reserved-stock messages): read the
+        held units back (one call through the limiter); unreadable or none: ``dec`` as is."""
+        await self._acquire()
+        try:
+            held = (await self.channel.read_held([d.listing])).get(d.listing_ref)
+        except ChannelError as e:
+            self._log.warning("held_read_failed", code=e.code, listing=d.listing_ref)
+            held = None
+        finally:
+            self.limiter.done(self.channel)
+        if not held:
+            return dec
+        self._log.info("held_read_back", listing=d.listing_ref, held=held, row=dec.row.id)
+        return dataclasses.replace(dec, quantity=held)
+
     async def _fates(
         self,
         pairs: list[tuple[Desired, PushOutcome]],
-        decisions: Mapping[str, Decision],
+        decisions: dict[str, Decision],
         n: int,
         started: float,
     ) -> tuple[dict[str, str], float, Decision | None]:
@@ -712,6 +948,8 @@ class AccountPusher:
             elif cls == "refresh-auth":
                 fates[d.key] = "refresh"
             elif cls == "adjust":
+                if dec.quantity is None and dec.adjust == "hold":
+                    dec = decisions[d.key] = await self._read_held(d, dec)
                 again = dec.quantity is not None and d.key not in self._adjust
                 if again:
                     self._adjust[d.key] = dec
@@ -821,6 +1059,8 @@ class AccountPusher:
             self._unlinked.discard(key)
         else:
             self.acked[key] = sent
+            self.acked_at[key] = time.time()
+            self.known[key] = Desired(key, d.listing, d.listing_ref, d.sku, sent, d.source_ts)
             if key in self.pending:
                 self._place(key)  # re-classify against the new acknowledged quantity
         return d.offsets

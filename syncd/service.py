@@ -28,10 +28,12 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
-from syncd import bus
+from syncd import bus, metrics
 from syncd.catalog import Catalog, decode_listing
 from syncd.config import Config
+from syncd.desired import RulesCache
 from syncd.errors import InvalidRecord
+from syncd.health import StageHealth, watch_kafka
 from syncd.processor import Out, Processor
 
 log = structlog.get_logger("syncd.service")
@@ -56,9 +58,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class ComputeService:
     def __init__(
-        self, cfg: Config, *, until_caught_up: bool = False, max_events: int | None = None
+        self,
+        cfg: Config,
+        *,
+        until_caught_up: bool = False,
+        max_events: int | None = None,
+        health: StageHealth | None = None,
     ) -> None:
         self.cfg = cfg
+        self.health = health or StageHealth("compute")
         self.until_caught_up = until_caught_up
         self.max_events = max_events
         self.lock = asyncio.Lock()
@@ -84,12 +92,24 @@ class ComputeService:
         self._committed_at = 0.0
 
     def request_stop(self) -> None:
+        """Stop fetching; the batches in hand are written and committed, then the consumer
+        leaves the group (:meth:`run` returns)."""
         self._stop.set()
+        self._catalog_ready.set()  # a stop need not wait for the catalog
+
+    def use_rules(self, cfg: Config) -> None:
+        """Take the rule layers of ``cfg`` (policy, channel policies, SKU overrides; SIGHUP)
+        and recompute every owned SKU with them. Runs between batches (one event loop)."""
+        self.cfg = cfg
+        if self.processor is not None:
+            self.processor.cfg = cfg
+            self.processor._rules = RulesCache(cfg)
+            self._dirty |= {s for s in self.catalog.skus() if self.processor.owns_sku(s)}
 
     # -- rebalance -------------------------------------------------------------
     def _kinds(self, tp: TopicPartition) -> tuple[str, int] | None:
         t = self.cfg.topics
-        if tp.topic in (t.stock, t.order_lines):
+        if tp.topic in (t.stock, t.order_lines, t.holds):
             return ("sku", tp.partition)
         if tp.topic == t.orders:
             return ("order", tp.partition)
@@ -103,6 +123,8 @@ class ComputeService:
             kind = self._kinds(tp)
             assert kind is not None
             self._to_restore.add(kind)
+        self.health.assigned = True
+        self.health.restoring = self.health.restoring or bool(stateful)
         log.info(
             "partitions_assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in assigned]
         )
@@ -114,6 +136,7 @@ class ComputeService:
             if kind is not None:
                 self.processor.drop(*kind)
                 self._to_restore.discard(kind)
+        self.health.assigned = False
         log.info("partitions_revoked", partitions=[f"{tp.topic}/{tp.partition}" for tp in revoked])
 
     # -- lifecycle ---------------------------------------------------------------
@@ -146,17 +169,26 @@ class ComputeService:
         await self.catalog_reader.start()
         catalog_task = asyncio.create_task(self._read_catalog(), name="catalog-reader")
         self._writer = asyncio.create_task(self._write_jobs(), name="batch-writer")
+        probe: asyncio.Task[None] | None = None
+        metrics.watch(self)  # consumer lag at every scrape
         try:
             self.consumer.subscribe(
-                [t.stock, t.orders, t.order_lines, t.catalog], listener=_Rebalance(self)
+                [t.stock, t.orders, t.order_lines, t.holds, t.catalog],
+                listener=_Rebalance(self),
             )
             await self.consumer.start()
+            probe = asyncio.create_task(watch_kafka(self.health, self.consumer), name="probe")
             await self._loop()
             await self.drain()
         finally:
+            metrics.unwatch(self)
             catalog_task.cancel()
             self._writer.cancel()
-            await asyncio.gather(catalog_task, self._writer, return_exceptions=True)
+            tasks = [catalog_task, self._writer]
+            if probe is not None:
+                probe.cancel()
+                tasks.append(probe)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.consumer.stop()  # leaves the group
             await self.catalog_reader.stop()
             await self.restorer.stop()
@@ -177,6 +209,7 @@ class ComputeService:
         first_batch: float | None = None
         while not self._stop.is_set():
             await self._restore_pending()
+            self.health.restoring = bool(self._to_restore)  # the catalog is loaded too
             limit = self.cfg.compute.batch_max_records
             batch = await self.consumer.getmany(timeout_ms=200, max_records=limit)
             records = [r for recs in batch.values() for r in recs]
@@ -201,7 +234,9 @@ class ComputeService:
             await self._submit(res.outputs, res.changelog, offsets)
             self.busy_seconds = time.monotonic() - first_batch
             self.counts.update(res.counts)
-            self.events += sum(1 for r in records if r.topic != self.cfg.topics.order_lines)
+            metrics.count_batch(res.events, res.counts)
+            internal = (self.cfg.topics.order_lines, self.cfg.topics.holds)
+            self.events += sum(1 for r in records if r.topic not in internal)
             if self.max_events is not None and self.events >= self.max_events:
                 return
 
@@ -299,10 +334,11 @@ class ComputeService:
         self.restorer.unsubscribe()
         took = time.monotonic() - started
         self.restore_seconds += took
+        metrics.restored("compute", took)
         mine = self.consumer.assignment()
         for (kind, p), state in states.items():
             self.processor.adopt(kind, p, state)
-            topics = (t.stock, t.order_lines) if kind == "sku" else (t.orders,)
+            topics = (t.stock, t.order_lines, t.holds) if kind == "sku" else (t.orders,)
             resume = [TopicPartition(topic, p) for topic in topics]
             self.consumer.resume(*[tp for tp in resume if tp in mine])
         # Listings may have changed while nobody owned these partitions.

@@ -40,6 +40,9 @@ class IdleChannel:
     async def read_stock(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
         return {}
 
+    async def read_held(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
+        return {}
+
     async def close(self) -> None:
         pass
 

@@ -56,3 +56,28 @@ def test_error_code_table_equals_the_exception_tree() -> None:
             cls = next(c for c in classes if c.__name__ == m.group(2))
             assert cls.code == m.group(1)  # type: ignore[attr-defined]
             assert cls.retriable == (m.group(3) == "yes")  # type: ignore[attr-defined]
+
+
+def test_metrics_table_equals_the_registry() -> None:
+    """docs/metrics.md lists every family the registry exposes, with its type and labels."""
+    from syncd import metrics
+
+    documented = {}
+    lines = (ROOT / "docs" / "metrics.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| name"))
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        name, typ, labels = (c.strip() for c in line.split("|")[1:4])
+        documented[name.strip("`")] = (typ, tuple(x.strip(" `") for x in labels.split(",") if x))
+    exposed = {}
+    for fam in metrics.REGISTRY.collect():
+        name = fam.name + "_total" if fam.type == "counter" else fam.name
+        sampled = {k for s in fam.samples for k in s.labels if k != "le"}
+        exposed[name] = (fam.type, sampled)
+    assert sorted(documented) == sorted(exposed)
+    own = {f.name: (f.type, f.labels) for f in metrics.FAMILIES}
+    for name, (typ, labels) in documented.items():
+        assert typ == exposed[name][0], name
+        expected = set(own[name][1]) if name in own else exposed[name][1]
+        assert set(labels) == expected, name

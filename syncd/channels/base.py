@@ -245,6 +245,11 @@ class Channel(Protocol):
         """Quantities the platform shows now, keyed by :func:`listing_ref`; missing = unknown."""
         ...
 
+    async def read_held(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Units the platform holds for campaigns, keyed by :func:`listing_ref`; asked when
+        a campaign refusal carries no number; missing = unknown."""
+        ...
+
     async def close(self) -> None:
         """Close the account's HTTP session."""
         ...

@@ -212,6 +212,11 @@ class HttpChannel(TokenCache):
         """Send one batch of listings the platform can take; one outcome per update."""
         raise NotImplementedError
 
+    async def read_held(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Units held for campaigns, per listing: none readable unless the platform
+        overrides this (Shopee's reserved stock)."""
+        return {}
+
     def _log_read_failed(self, operation: str, result: HttpResult, code: Any) -> None:
         """Log a read-back call the platform refused (its listings stay unknown)."""
         self._log.warning(

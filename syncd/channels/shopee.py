@@ -298,6 +298,29 @@ class ShopeeChannel(HttpChannel):
 
     async def read_stock(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
         """``seller_stock`` per listing (summed over locations unless the listing names one)."""
+        out: dict[str, int] = {}
+        for listing, info in await self._stock_infos(listings):
+            qty = seller_stock_of(info, listing.get("location_id"))
+            if qty is not None:
+                out[listing_ref(listing)] = qty
+        return out
+
+    async def read_held(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """``summary_info.total_reserved_stock`` per listing: the units a promotion or flash
+        sale reserves (Shopee's reserved-stock refusals carry no number)."""
+        out: dict[str, int] = {}
+        for listing, info in await self._stock_infos(listings):
+            summary = info.get("summary_info") if info else None
+            reserved = summary.get("total_reserved_stock") if isinstance(summary, dict) else None
+            if isinstance(reserved, int) and not isinstance(reserved, bool):
+                out[listing_ref(listing)] = reserved
+        return out
+
+    async def _stock_infos(
+        self, listings: Sequence[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """Each readable listing with its ``stock_info_v2`` (None when the platform gave none):
+        ``get_model_list`` per item with models, ``get_item_base_info`` for the others."""
         with_models: dict[int, list[dict[str, Any]]] = {}
         without: dict[int, list[dict[str, Any]]] = {}
         for listing in listings:
@@ -307,13 +330,11 @@ class ShopeeChannel(HttpChannel):
             assert item is not None
             target = with_models if model_of(listing) else without
             target.setdefault(item, []).append(listing)
-        out: dict[str, int] = {}
+        out: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
 
         def record(listing: dict[str, Any], entry: dict[str, Any] | None) -> None:
             info = entry.get("stock_info_v2") if entry else None
-            qty = seller_stock_of(info, listing.get("location_id"))
-            if qty is not None:
-                out[listing_ref(listing)] = qty
+            out.append((listing, info if isinstance(info, dict) else None))
 
         for item, group in with_models.items():
             query = {"item_id": str(item)}

@@ -39,11 +39,12 @@ COMMON_FAULTS = frozenset(
         "token_revoked",
         "refresh_fail",
         "unknown_listing",
+        "garbled",
     }
 )
 """Faults every platform has; platform modules add their own."""
 
-REQUEST_FAULTS = ("throttle", "http_error", "timeout", "slow", "platform_error")
+REQUEST_FAULTS = ("throttle", "http_error", "timeout", "slow", "platform_error", "garbled")
 """Faults that act on the whole request before auth, in this order of precedence."""
 
 

@@ -16,7 +16,7 @@ The request pipeline every platform handler follows is::
 
     parse -> identify account (record) -> rate limit (throttle answer)
           -> request-level faults (http_error, timeout, slow, throttle,
-             platform_error) -> auth (signature, timestamp, token)
+             platform_error, garbled) -> auth (signature, timestamp, token)
           -> business (per-item faults, stock) -> answer
 """
 
@@ -75,7 +75,10 @@ GATEWAY_PAGES = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
+    429: "Too Many Requests",
 }
+GARBLED_BODY = '{"request_id":"'
+"""The ``garbled`` fault's default answer: JSON cut off mid-way (a proxy dropped the rest)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ControlOp = Callable[[str, dict[str, Any]], Any]
@@ -94,14 +97,16 @@ def json_response(
     )
 
 
-def gateway_page(status: int) -> web.Response:
-    """The HTML error page a load balancer sends (not the platform's JSON)."""
+def gateway_page(status: int, retry_after_s: float | None = None) -> web.Response:
+    """The HTML error page a load balancer sends (not the platform's JSON), with
+    ``Retry-After`` when given."""
     reason = GATEWAY_PAGES.get(status, "Error")
     html = (
         f"<html><head><title>{status} {reason}</title></head><body><center><h1>"
         f"{status} {reason}</h1></center></body></html>"
     )
-    return web.Response(text=html, status=status, content_type="text/html")
+    headers = {"Retry-After": f"{retry_after_s:g}"} if retry_after_s is not None else None
+    return web.Response(text=html, status=status, content_type="text/html", headers=headers)
 
 
 async def read_json(request: web.Request) -> Any:
@@ -264,13 +269,21 @@ class Sandbox:
             acc.throttled += 1
             return self.throttle_answer(call, float(f.params.get("retry_after_s", 1)))
         if f.name == "http_error":
-            return gateway_page(int(f.params.get("status", 500)))
+            wait = f.params.get("retry_after_s")
+            status = int(f.params.get("status", 500))
+            return gateway_page(status, float(wait) if wait is not None else None)
         if f.name == "timeout":
             await asyncio.sleep(float(f.params.get("seconds", 30)))
             return gateway_page(504)
         if f.name == "slow":
             await asyncio.sleep(float(f.params.get("delay_s", 1)))
             return None
+        if f.name == "garbled":  # an answer the client cannot read (params: body, status)
+            return web.Response(
+                text=str(f.params.get("body", GARBLED_BODY)),
+                status=int(f.params.get("status", 200)),
+                content_type=str(f.params.get("content_type", "application/json")),
+            )
         return self.platform_error_answer(call)
 
     @web.middleware

@@ -41,8 +41,12 @@ without applying twice; 401 body ``{"errors": "[API] Invalid API key or
 access token (unrecognized login or wrong password)"}``; refresh errors
 400 ``{"error": "invalid_grant"}`` / 401 ``{"error": "invalid_client"}``;
 the unspecified error is HTTP 200 ``errors[{extensions:{code:
-"INTERNAL_SERVER_ERROR"}}]``. Shopify has no vacation, reserved-stock or
-unpaid-order concept, so those faults do not exist here.
+"INTERNAL_SERVER_ERROR"}}]`` (fault params ``code``/``message``/``status``). The
+``user_error`` fault answers one quantity with a ``userErrors`` entry of any code
+(``CHANGE_FROM_QUANTITY_STALE``, ``NON_MUTABLE_INVENTORY_ITEM``...; the messages of
+codes the sandbox never produces itself are assumed), so nothing is applied.
+Shopify has no vacation, reserved-stock or unpaid-order concept, so those faults
+do not exist here.
 """
 
 from __future__ import annotations
@@ -117,6 +121,10 @@ USER_ERRORS = {
     "CHANGE_FROM_QUANTITY_STALE": "The changeFromQuantity doesn't match the current quantity.",
     "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR": "The combination of inventoryItemId and locationId must be unique.",
     "IDEMPOTENCY_KEY_PARAMETER_MISMATCH": "The same idempotency key was used with different parameters.",
+    # only through the ``user_error`` fault (the wording is assumed):
+    "IDEMPOTENCY_CONCURRENT_REQUEST": "A request with the same idempotency key is in progress.",
+    "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED": "A previous request with this idempotency key failed.",
+    "NON_MUTABLE_INVENTORY_ITEM": "The specified inventory item is not allowed to be adjusted.",
 }
 
 
@@ -135,7 +143,7 @@ def _literal(raw: str, variables: Mapping[str, Any]) -> Any:
 
 class ShopifySandbox(Sandbox):
     platform = "shopify"
-    faults = COMMON_FAULTS
+    faults = COMMON_FAULTS | {"user_error"}
     default_token_ttl_s: ClassVar[float] = 3600.0
     default_refresh_ttl_s: ClassVar[float] = 90 * 86400.0
     cost_bucket = True
@@ -250,7 +258,10 @@ class ShopifySandbox(Sandbox):
                 "errors": [
                     {
                         "message": message,
-                        "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": rid},
+                        "extensions": {
+                            "code": str(params.get("code", "INTERNAL_SERVER_ERROR")),
+                            "requestId": rid,
+                        },
                     }
                 ]
             },
@@ -416,6 +427,13 @@ class ShopifySandbox(Sandbox):
             if isinstance(qty, int) and not isinstance(qty, bool):
                 acc.received(key, qty)
             listing = acc.listings.get(key)
+            forced = call.fault("user_error", listing=key)
+            if forced is not None:  # fault params: code, message
+                code = str(forced.params.get("code", "INVALID_INVENTORY_ITEM"))
+                text = USER_ERRORS.get(code, "The quantity could not be set.")
+                message = str(forced.params.get("message", text))
+                errors.append({"field": field, "message": message, "code": code})
+                continue
             if item not in items or call.fault("unknown_listing", listing=key):
                 code, field = "INVALID_INVENTORY_ITEM", [*field, "inventoryItemId"]
             elif location not in locations:

@@ -155,7 +155,7 @@ class WayfairSandbox(Sandbox):
         params = call.answer_params
         return gql_errors(
             str(params.get("message", "Internal server error")),
-            "INTERNAL_SERVER_ERROR",
+            str(params.get("code", "INTERNAL_SERVER_ERROR")),
             int(params.get("status", 200)),
         )
 
