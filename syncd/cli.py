@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 import structlog
@@ -189,7 +187,6 @@ async def _run(
     from syncd.service import ComputeService
 
     bounded = until_caught_up or max_events is not None
-    level = _LogLevel(cfg.log_level)
     health = Health()
     stages: list[ComputeService | PublishService] = []
     if stage in ("all", "compute"):
@@ -229,7 +226,7 @@ async def _run(
             log.error("config_reload_failed", config=cfg.source, key=e.key, reason=e.reason)
         else:
             cfg, live, restart = config.reload_plan(cfg, new)
-            level.level = cfg.log_level
+            logs.set_level(cfg.log_level)
             for s in stages:
                 if isinstance(s, ComputeService):
                     s.use_rules(cfg)
@@ -274,26 +271,6 @@ async def _run(
         await admin.stop()
     log.info("syncd_stopped")
     return 0
-
-
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40}
-"""structlog method name -> level (logging's numbers)."""
-
-
-class _LogLevel:
-    """The daemon's log level, which SIGHUP may change. structlog fixes a logger's level
-    filter at its first use, so the loggers pass every level and this processor, first in
-    their (shared) chain, drops what is below ``level``."""
-
-    def __init__(self, level: str) -> None:
-        self.level = level
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-        structlog.get_config()["processors"].insert(0, self)
-
-    def __call__(self, _logger: Any, method: str, event: Any) -> Any:
-        if _LEVELS.get(method, logging.CRITICAL) < _LEVELS[self.level]:
-            raise structlog.DropEvent
-        return event
 
 
 if __name__ == "__main__":

@@ -127,6 +127,11 @@ class Processor:
         self._sweep: list[tuple[int, str]] = []
         self._rules = desired.RulesCache(cfg)
 
+    def use_rules(self, cfg: Config) -> None:
+        """Take the rule layers of a reloaded configuration (SIGHUP)."""
+        self.cfg = cfg
+        self._rules = desired.RulesCache(cfg)
+
     # -- ownership -----------------------------------------------------------
     def owns_sku(self, sku: str) -> bool:
         return partition_for(sku, self.stock_partitions) in self.sku_state

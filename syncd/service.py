@@ -31,7 +31,6 @@ from aiokafka.structs import OffsetAndMetadata
 from syncd import bus, metrics
 from syncd.catalog import Catalog, decode_listing
 from syncd.config import Config
-from syncd.desired import RulesCache
 from syncd.errors import InvalidRecord
 from syncd.health import StageHealth, watch_kafka
 from syncd.processor import Out, Processor
@@ -102,8 +101,7 @@ class ComputeService:
         and recompute every owned SKU with them. Runs between batches (one event loop)."""
         self.cfg = cfg
         if self.processor is not None:
-            self.processor.cfg = cfg
-            self.processor._rules = RulesCache(cfg)
+            self.processor.use_rules(cfg)
             self._dirty |= {s for s in self.catalog.skus() if self.processor.owns_sku(s)}
 
     # -- rebalance -------------------------------------------------------------
