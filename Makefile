@@ -42,3 +42,7 @@ demo: install
 
 bench: install
 	$(PYTHON) bench/compute.py
+
+# Every benchmark, the flash-sale simulation and the soak (~15 min): writes docs/benchmarks.md.
+report: install
+	$(PYTHON) bench/report.py

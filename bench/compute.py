@@ -29,6 +29,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psutil
@@ -36,7 +37,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aiokafka import AIOKafkaConsumer  # noqa: E402
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener  # noqa: E402
 
 from dev import kafka, sample  # noqa: E402
 from dev.kafkaio import config_head, create_inputs, latest, produce  # noqa: E402
@@ -69,31 +70,44 @@ level = "info"
     return path
 
 
+class _Assigned(ConsumerRebalanceListener):
+    """Stamps the moment partitions are assigned: the fetcher starts reading then."""
+
+    at: float | None = None
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        self.at = self.at or time.perf_counter()
+
+
 async def bare_consumer(cfg: config.Config, n: int) -> float:
-    """Events/s of a plain consumer group reading the input topics to the end."""
+    """Events/s of a plain consumer group reading the input topics to the end.
+
+    Timed from the partition assignment (when aiokafka's fetcher starts prefetching in the
+    background) to the last record, so that prefetched data is not counted for free.
+    """
     c = AIOKafkaConsumer(
-        cfg.topics.stock,
-        cfg.topics.orders,
         bootstrap_servers=list(cfg.kafka.bootstrap_servers),
         group_id=f"{cfg.kafka.group_id}-bare",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
+    assigned = _Assigned()
     await c.start()
+    c.subscribe([cfg.topics.stock, cfg.topics.orders], listener=assigned)
     try:
         seen = 0
-        started = None
         while seen < n:
             got = await c.getmany(timeout_ms=1000, max_records=5000)
-            if got and started is None:
-                started = time.perf_counter()
             for recs in got.values():
                 for rec in recs:
                     if rec.value is not None:
                         seen += 1
-        assert started is not None
-        return seen / (time.perf_counter() - started)
+        assert assigned.at is not None
+        return seen / (time.perf_counter() - assigned.at)
     finally:
         await c.stop()
 
@@ -175,6 +189,56 @@ def generated_state_bytes(n_skus: int, seed: int = 1) -> tuple[float, float]:
     return total / n_skus, held / n_skus
 
 
+def run(
+    *,
+    events: int = 200_000,
+    skus: int = 10_000,
+    generated_skus: int = 1_000_000,
+    seed: int = 42,
+    bootstrap: str | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark (starting a broker unless ``bootstrap`` is given); its figures."""
+    broker = None if bootstrap else kafka.start(heap="1g")
+    try:
+        work = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
+        prefix = f"bench{int(time.time())}"
+        cfg_path = write_config(work, bootstrap or broker.bootstrap, prefix)  # type: ignore[union-attr]
+        cfg = config.load(cfg_path)
+        t0 = time.perf_counter()
+        recs = sample.catalog(skus) + list(
+            sample.events(events, skus, seed=seed, duplicate_rate=0.0)
+        )
+        asyncio.run(create_inputs(cfg, PARTITIONS))
+        asyncio.run(produce(cfg, recs))
+        produce_s = time.perf_counter() - t0
+        bare = asyncio.run(bare_consumer(cfg, events))
+        rate, peak, secs = run_syncd(cfg_path)
+        states = asyncio.run(latest(cfg, cfg.topics.sku_state))
+        per_sku = sum(len(k) + len(v) for k, v in states.items()) / max(len(states), 1)
+        gen_bytes, gen_held = generated_state_bytes(generated_skus)
+    finally:
+        if broker is not None:
+            broker.stop()
+    return {
+        "events": events,
+        "skus": skus,
+        "seed": seed,
+        "partitions": PARTITIONS,
+        "cores": os.cpu_count(),
+        "broker": kafka.kafka_version(),
+        "produce_seconds": produce_s,
+        "bare_events_per_s": bare,
+        "syncd_events_per_s": rate,
+        "syncd_busy_seconds": secs,
+        "syncd_peak_rss_bytes": peak,
+        "state_skus": len(states),
+        "state_bytes_per_sku": per_sku,
+        "generated_skus": generated_skus,
+        "generated_bytes_per_sku": gen_bytes,
+        "generated_held_bytes_per_sku": gen_held,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000)
@@ -183,58 +247,46 @@ def main() -> None:
     ap.add_argument("--bootstrap")
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
-
-    broker = None if args.bootstrap else kafka.start(heap="1g")
-    bootstrap = args.bootstrap or broker.bootstrap  # type: ignore[union-attr]
-    try:
-        work = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
-        prefix = f"bench{int(time.time())}"
-        cfg_path = write_config(work, bootstrap, prefix)
-        cfg = config.load(cfg_path)
-        t0 = time.perf_counter()
-        recs = sample.catalog(args.skus) + list(
-            sample.events(args.events, args.skus, seed=args.seed, duplicate_rate=0.0)
-        )
-        asyncio.run(create_inputs(cfg, PARTITIONS))
-        asyncio.run(produce(cfg, recs))
-        print(
-            f"produced {args.events} events + {args.skus * 3} listings in"
-            f" {time.perf_counter() - t0:.1f}s",
-            flush=True,
-        )
-
-        bare = asyncio.run(bare_consumer(cfg, args.events))
-        rate, peak, secs = run_syncd(cfg_path)
-        states = asyncio.run(latest(cfg, cfg.topics.sku_state))
-        per_sku = sum(len(k) + len(v) for k, v in states.items()) / max(len(states), 1)
-        gen_bytes, gen_rss = generated_state_bytes(args.generated_skus)
-
-        print()
-        print(
-            f"machine: {os.cpu_count()} cores; broker {kafka.kafka_version()};"
-            f" {PARTITIONS} partitions; seed {args.seed}"
-        )
-        print(f"{'':34}{'events/s':>12}")
-        print(f"{'bare aiokafka consumer':34}{bare:>12,.0f}")
-        print(
-            f"{'syncd compute stage':34}{rate:>12,.0f}   ({rate / bare:.0%} of bare;"
-            f" goal >= 50%; {secs:.1f}s busy)"
-        )
-        print(
-            f"syncd peak RSS: {peak / 2**20:.0f} MiB for {len(states)} SKUs"
-            f" ({peak / max(len(states), 1) / 1024:.2f} KiB/SKU incl. interpreter and catalog)"
-        )
-        print(
-            f"state per SKU (changelog record = in-memory form): {per_sku:.0f} bytes"
-            f" over {len(states)} SKUs of this run (goal <= 1024)"
-        )
-        print(
-            f"generated {args.generated_skus:,} SKU states: {gen_bytes:.0f} bytes serialised,"
-            f" {gen_rss:.0f} bytes per SKU held in memory (tracemalloc)"
-        )
-    finally:
-        if broker is not None:
-            broker.stop()
+    f = run(
+        events=args.events,
+        skus=args.skus,
+        generated_skus=args.generated_skus,
+        seed=args.seed,
+        bootstrap=args.bootstrap,
+    )
+    bare, rate, peak, n = (
+        f["bare_events_per_s"],
+        f["syncd_events_per_s"],
+        f["syncd_peak_rss_bytes"],
+        max(f["state_skus"], 1),
+    )
+    print(
+        f"produced {f['events']} events + {f['skus'] * 3} listings in {f['produce_seconds']:.1f}s"
+    )
+    print()
+    print(
+        f"machine: {f['cores']} cores; broker {f['broker']};"
+        f" {f['partitions']} partitions; seed {f['seed']}"
+    )
+    print(f"{'':34}{'events/s':>12}")
+    print(f"{'bare aiokafka consumer':34}{bare:>12,.0f}")
+    print(
+        f"{'syncd compute stage':34}{rate:>12,.0f}   ({rate / bare:.0%} of bare;"
+        f" goal >= 50%; {f['syncd_busy_seconds']:.1f}s busy)"
+    )
+    print(
+        f"syncd peak RSS: {peak / 2**20:.0f} MiB for {f['state_skus']} SKUs"
+        f" ({peak / n / 1024:.2f} KiB/SKU incl. interpreter and catalog)"
+    )
+    print(
+        f"state per SKU (changelog record = in-memory form): {f['state_bytes_per_sku']:.0f} bytes"
+        f" over {f['state_skus']} SKUs of this run (goal <= 1024)"
+    )
+    print(
+        f"generated {f['generated_skus']:,} SKU states: {f['generated_bytes_per_sku']:.0f} bytes"
+        f" serialised, {f['generated_held_bytes_per_sku']:.0f} bytes per SKU held in memory"
+        " (tracemalloc)"
+    )
 
 
 if __name__ == "__main__":

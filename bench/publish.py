@@ -118,8 +118,8 @@ class Bench:
         self.receipts = Receipts()
         self._settings: dict[str, dict[str, Any]] = {}
 
-    async def start(self) -> None:
-        for p in PLATFORMS:
+    async def start(self, platforms: tuple[str, ...] = PLATFORMS) -> None:
+        for p in platforms:
             self.sandboxes[p] = await start(p)
 
     async def close(self) -> None:
@@ -147,7 +147,10 @@ class Bench:
             self._settings[f"{p}:{name}"] = {**creds, **settings.get(p, {})}
         return out
 
-    def write_config(self, prefix: str, accounts: list[str]) -> tuple[Path, config.Config]:
+    def write_config(
+        self, prefix: str, accounts: list[str], *, compute: str = "", extra: str = ""
+    ) -> tuple[Path, config.Config]:
+        """A config for ``accounts``; ``compute`` adds lines to [compute], ``extra`` tables."""
         tables = [
             f'[channels."{a}"]\n' + channel_settings(self._settings[a], self.env, tag="B")
             for a in accounts
@@ -157,11 +160,15 @@ class Bench:
             + """
 [compute]
 batch_max_records = 2000
+"""
+            + compute
+            + """
 [publish]
 commit_interval_ms = 200
 [log]
 level = "warning"
 """
+            + extra
             + "\n\n".join(tables)
             + "\n"
         )
@@ -208,7 +215,7 @@ def pct(values: list[float], q: float) -> float:
 # -- 1. throughput within limits ---------------------------------------------------------
 
 
-async def throughput(b: Bench, rate: float, batch: int, seconds: float) -> None:
+async def throughput(b: Bench, rate: float, batch: int, seconds: float) -> dict[str, Any]:
     n = int(rate * batch * seconds)
     limits = {p: {"rate_per_s": rate, "burst": math.ceil(rate)} for p in PLATFORMS}
     limits["shopify"] = {"bucket_size": 10.0 * 2, "restore_rate": 10.0 * rate}
@@ -264,6 +271,7 @@ async def throughput(b: Bench, rate: float, batch: int, seconds: float) -> None:
         f"   {'account':<16}{'calls':>7}{'updates/s':>11}{'ceiling':>9}{'share':>8}"
         f"{'throttled':>11}{'max calls in 1s':>17}"
     )
+    rows = {}
     for account, (sb, _) in accounts.items():
         st = sb.stats("thr")
         path_ = PUSH_PATH[sb.platform]
@@ -277,12 +285,20 @@ async def throughput(b: Bench, rate: float, batch: int, seconds: float) -> None:
             f"   {account:<16}{calls:>7}{per_s:>11,.1f}{ceiling:>9,.0f}{per_s / ceiling:>8.1%}"
             f"{st['throttled']:>11}{st['max_in_1s']:>17}"
         )
+        rows[account] = {
+            "calls": calls,
+            "updates_per_s": per_s,
+            "ceiling": ceiling,
+            "throttled": st["throttled"],
+            "max_in_1s": st["max_in_1s"],
+        }
+    return {"rate": rate, "batch": batch, "listings": n, "accounts": rows}
 
 
 # -- 2. API calls per input event ----------------------------------------------------------
 
 
-async def calls_per_event(b: Bench, n_events: int, n_skus: int) -> None:
+async def calls_per_event(b: Bench, n_events: int, n_skus: int) -> dict[str, Any]:
     fast = {p: {"rate_per_s": 1000, "burst": 50} for p in PLATFORMS}
     limits = {"shopify": {"bucket_size": 1e9, "restore_rate": 1e9}}
     accounts = b.accounts("burst", n_skus, models=10, sandbox_limits=limits, settings=fast)
@@ -316,6 +332,15 @@ async def calls_per_event(b: Bench, n_events: int, n_skus: int) -> None:
         f" listing updates sent {updates:,} ({updates / n_events:.4f} per event);"
         f" API calls {calls:,} ({calls / n_events:.5f} per event)"
     )
+    return {
+        "events": n_events,
+        "skus": n_skus,
+        "desired": len(desired),
+        "updates": updates,
+        "calls": calls,
+        "compute_seconds": computed,
+        "publish_seconds": published,
+    }
 
 
 # -- 3. latency ----------------------------------------------------------------------------
@@ -352,7 +377,7 @@ async def probe(bootstrap: str, topic: str, stop: asyncio.Event, out: list[float
         await producer.stop()
 
 
-async def latency(b: Bench, n_skus: int, eps: int, seconds: float) -> None:
+async def latency(b: Bench, n_skus: int, eps: int, seconds: float) -> dict[str, Any]:
     fast = {p: {"rate_per_s": 1000, "burst": 50} for p in PLATFORMS}
     limits = {"shopify": {"bucket_size": 1e9, "restore_rate": 1e9}}
     accounts = b.accounts("lat", n_skus, models=10, sandbox_limits=limits, settings=fast)
@@ -471,13 +496,14 @@ async def latency(b: Bench, n_skus: int, eps: int, seconds: float) -> None:
         f" ({len(e2e):,} quantities received)"
     )
     print(f"   {'':40}{'p50 ms':>9}{'p99 ms':>9}")
-    for label, xs in (
-        ("bare Kafka produce -> consume", bare),
-        ("sandbox call (push latency)", call_ms),
-        ("input event -> sandbox received", e2e),
-        ("  of which: event -> desired written", compute_ms),
-        ("  of which: desired written -> received", publish_ms),
-    ):
+    series = {
+        "bare Kafka produce -> consume": bare,
+        "sandbox call (push latency)": call_ms,
+        "input event -> sandbox received": e2e,
+        "  of which: event -> desired written": compute_ms,
+        "  of which: desired written -> received": publish_ms,
+    }
+    for label, xs in series.items():
         print(f"   {label:40}{pct(xs, 0.5):>9.1f}{pct(xs, 0.99):>9.1f}")
     for account, xs in sorted(by_account.items()):
         st = accounts[account][0].stats("lat")
@@ -490,20 +516,62 @@ async def latency(b: Bench, n_skus: int, eps: int, seconds: float) -> None:
         f"   goal: p99 <= 3 x bare p99 + one call = {goal:.1f} ms:"
         f" {'met' if pct(e2e, 0.99) <= goal else 'NOT met'}"
     )
+    return {
+        "events": sent,
+        "events_per_s": sent / produce_s,
+        "skus": n_skus,
+        "received": len(e2e),
+        "goal_ms": goal,
+        "ms": {k.strip(): [pct(xs, q) for q in (0.5, 0.9, 0.99)] for k, xs in series.items()},
+        "samples": {"bare": bare, "e2e": e2e},
+    }
 
 
-async def amain(args: argparse.Namespace, bootstrap: str) -> None:
+async def amain(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
     logs.configure("error")  # the in-process stages of part 2 warn about sample data
     work = Path(tempfile.mkdtemp(prefix="syncd-bench-publish-"))
     b = Bench(bootstrap, work)
     await b.start()
     try:
         print(f"machine: {os.cpu_count()} cores; broker {kafka.kafka_version()}; logs in {work}")
-        await throughput(b, args.rate, args.batch, args.seconds)
-        await calls_per_event(b, args.events, args.skus)
-        await latency(b, args.skus, args.eps, args.latency_seconds)
+        return {
+            "cores": os.cpu_count(),
+            "broker": kafka.kafka_version(),
+            "throughput": await throughput(b, args.rate, args.batch, args.seconds),
+            "calls_per_event": await calls_per_event(b, args.events, args.skus),
+            "latency": await latency(b, args.skus, args.eps, args.latency_seconds),
+        }
     finally:
         await b.close()
+
+
+def run(
+    *,
+    rate: float = 10.0,
+    batch: int = 20,
+    seconds: float = 10.0,
+    events: int = 100_000,
+    skus: int = 1_000,
+    eps: int = 1_000,
+    latency_seconds: float = 10.0,
+    bootstrap: str | None = None,
+) -> dict[str, Any]:
+    """Run the three parts (starting a broker unless ``bootstrap`` is given); their figures."""
+    args = argparse.Namespace(
+        rate=rate,
+        batch=batch,
+        seconds=seconds,
+        events=events,
+        skus=skus,
+        eps=eps,
+        latency_seconds=latency_seconds,
+    )
+    broker = None if bootstrap else kafka.start(heap="1g")
+    try:
+        return asyncio.run(amain(args, bootstrap or broker.bootstrap))  # type: ignore[union-attr]
+    finally:
+        if broker is not None:
+            broker.stop()
 
 
 def main() -> None:
@@ -516,14 +584,7 @@ def main() -> None:
     ap.add_argument("--skus", type=int, default=1_000)
     ap.add_argument("--eps", type=int, default=1_000)
     ap.add_argument("--latency-seconds", type=float, default=10.0)
-    args = ap.parse_args()
-    broker = None if args.bootstrap else kafka.start(heap="1g")
-    bootstrap = args.bootstrap or broker.bootstrap  # type: ignore[union-attr]
-    try:
-        asyncio.run(amain(args, bootstrap))
-    finally:
-        if broker is not None:
-            broker.stop()
+    run(**{k: v for k, v in vars(ap.parse_args()).items()})
 
 
 if __name__ == "__main__":
