@@ -108,19 +108,21 @@ class Scenario:
         )
 
 
+FLASH = Scenario(
+    "flash",
+    "flash sale: a few hot SKUs on 3 channels, demand 3x stock over 20 min",
+    skus=8,
+    stock=(100, 140),
+    shoppers=8 * 360,
+    minutes=20,
+    compression=10,
+    react_minutes=0.25,
+)
+
 SCENARIOS = {
     s.name: s
     for s in (
-        Scenario(
-            "flash",
-            "flash sale: a few hot SKUs on 3 channels, demand 3x stock over 20 min",
-            skus=8,
-            stock=(100, 140),
-            shoppers=8 * 360,
-            minutes=20,
-            compression=10,
-            react_minutes=0.25,
-        ),
+        FLASH,
         Scenario(
             "steady",
             "steady day: many SKUs (Zipf popularity), restocks, 6 h of trading",
@@ -133,15 +135,10 @@ SCENARIOS = {
             zipf=True,
             restocks_per_sku=1.0,
         ),
-        Scenario(
-            "outage",
-            "flash sale with lazada answering 503 from minute 4 to 12",
-            skus=8,
-            stock=(100, 140),
-            shoppers=8 * 360,
-            minutes=20,
-            compression=10,
-            react_minutes=0.25,
+        replace(
+            FLASH,
+            name="outage",
+            title="flash sale with lazada answering 503 from minute 4 to 12",
             outage=(1, 4.0, 12.0),
         ),
     )
