@@ -13,8 +13,8 @@
 #                           from outside the container
 #   /run/secrets/syncd/     secrets, one file each, referred to by X_file keys
 #   /var/lib/syncd/         writable: [publish] token_store (rotated tokens)
-# The error table ships in the image at /usr/share/syncd/config/error-table.toml,
-# the default [publish] error_table relative to the working directory.
+# The error table ships inside the package (syncd/config/error-table.toml), the
+# default when [publish] error_table is empty.
 
 # One pinned base for both stages: the venv's interpreter links are only valid
 # on the same Python build.
@@ -32,7 +32,7 @@ RUN python -m venv /opt/syncd/venv \
     && /opt/syncd/venv/bin/pip install --no-cache-dir . \
     && /opt/syncd/venv/bin/pip uninstall --yes pip
 
-# -- runtime: the venv, the error table, an unprivileged user ------------------
+# -- runtime: the venv, an unprivileged user ------------------
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="syncd" \
       org.opencontainers.image.description="Keeps marketplace stock numbers true without overselling."
@@ -43,8 +43,7 @@ RUN groupadd --system --gid 10001 syncd \
     && chown 10001:10001 /var/lib/syncd \
     && chmod 0700 /var/lib/syncd
 COPY --from=builder /opt/syncd/venv /opt/syncd/venv
-WORKDIR /usr/share/syncd
-COPY config/error-table.toml config/error-table.toml
+WORKDIR /var/lib/syncd
 ENV PATH=/opt/syncd/venv/bin:$PATH \
     SYNCD_CONFIG=/etc/syncd/syncd.toml \
     PYTHONUNBUFFERED=1 \

@@ -42,12 +42,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener  # noqa: E402
 from dev import kafka, sample  # noqa: E402
 from dev.kafkaio import config_head, create_inputs, latest, produce  # noqa: E402
 from syncd import config  # noqa: E402
-from syncd.ledger import (  # noqa: E402
+from syncd.core.ledger import (  # noqa: E402
     OrderEntry,
     SkuState,
     Warehouse,
 )
-from syncd.orders import LineView  # noqa: E402
+from syncd.core.orders import LineView  # noqa: E402
 
 PARTITIONS = 3
 

@@ -62,8 +62,9 @@ from aiokafka import AIOKafkaProducer  # noqa: E402
 from bench.publish import Bench  # noqa: E402
 from dev import sample  # noqa: E402
 from dev.kafkaio import create_inputs, produce  # noqa: E402
-from syncd import bus, logs  # noqa: E402
 from syncd.channels.base import listing_ref  # noqa: E402
+from syncd.kafka import bus  # noqa: E402
+from syncd.obs import logs  # noqa: E402
 
 CHANNELS = ("shopee", "lazada", "wayfair")
 PERIOD_S = 600.0
@@ -511,7 +512,9 @@ async def run_live(bench: Bench, sc: Scenario, seed: int) -> dict[str, Any]:
             "compute",
             log_name=f"{prefix}-c.log",
         ),
-        await bench.run("-m", "syncd.publisher", "--config", str(path), log_name=f"{prefix}-p.log"),
+        await bench.run(
+            "-m", "syncd.publish.stage", "--config", str(path), log_name=f"{prefix}-p.log"
+        ),
     ]
     try:
         await warm_up(live, stock, procs, bench.work)

@@ -11,7 +11,7 @@ sandboxes in this process (127.0.0.1), then measures, in one run:
    points/s, 10 points a call); syncd's limit per account is the same rate with
    burst 1; ``--batch`` updates per call. ``rate x batch x seconds`` desired
    records per account are written to the desired topic, then ``python -m
-   syncd.publisher --until-caught-up`` sends them. Printed per account: listing
+   syncd.publish.stage --until-caught-up`` sends them. Printed per account: listing
    updates/s sustained (calls/s between the first and last push call x mean
    updates per call), the ceiling (rate x batch), and the throttled answers.
 2. **API calls per input event.** ``--events`` input events over ``--skus`` SKUs
@@ -20,7 +20,7 @@ sandboxes in this process (127.0.0.1), then measures, in one run:
    (no rate pressure) sends the resulting backlog: calls, listing updates and
    desired records per input event.
 3. **Latency.** The compute stage (``python -m syncd run``) and the publisher
-   (``python -m syncd.publisher``) run as processes while input events are
+   (``python -m syncd.publish.stage``) run as processes while input events are
    produced at ``--eps`` for ``--latency-seconds``; for every quantity the
    sandboxes receive, latency = receipt time - the input record's produce time
    (``source_ts`` of the desired record, joined through push-results). In the
@@ -62,11 +62,13 @@ from dev.kafkaio import (  # noqa: E402
     produce,
     read_topic,
 )
-from syncd import bus, config, logs  # noqa: E402
+from syncd import config  # noqa: E402
 from syncd.channels.base import listing_ref  # noqa: E402
-from syncd.publisher import PublishService  # noqa: E402
-from syncd.sandbox import Sandbox, start  # noqa: E402
-from syncd.service import ComputeService  # noqa: E402
+from syncd.compute.stage import ComputeService  # noqa: E402
+from syncd.kafka import bus  # noqa: E402
+from syncd.obs import logs  # noqa: E402
+from syncd.publish.stage import PublishService  # noqa: E402
+from syncd.testing.sandbox import Sandbox, start  # noqa: E402
 
 PLATFORMS = ("lazada", "shopee", "wayfair", "shopify")
 PUSH_PATH = {
@@ -254,7 +256,7 @@ async def throughput(b: Bench, rate: float, batch: int, seconds: float) -> dict[
         await producer.stop()
     proc = await b.run(
         "-m",
-        "syncd.publisher",
+        "syncd.publish.stage",
         "--config",
         str(path),
         "--until-caught-up",
@@ -414,7 +416,7 @@ async def latency(b: Bench, n_skus: int, eps: int, seconds: float) -> dict[str, 
         "-m", "syncd", "--config", str(path), "run", "--stage", "compute", log_name="compute.log"
     )
     publisher = await b.run(
-        "-m", "syncd.publisher", "--config", str(path), log_name="publisher.log"
+        "-m", "syncd.publish.stage", "--config", str(path), log_name="publisher.log"
     )
     try:
         deadline = time.monotonic() + 120

@@ -43,9 +43,9 @@ from dev import sample
 from dev.kafka import _die_with_parent_preexec
 from dev.kafkaio import channel_settings, config_head, create_inputs, latest, produce, read_topic
 from syncd import config
-from syncd.bus import partition_for
-from syncd.ledger import SkuState
-from syncd.sandbox import Sandbox, start
+from syncd.core.ledger import SkuState
+from syncd.kafka.bus import partition_for
+from syncd.testing.sandbox import Sandbox, start
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_PATH = re.compile(r"/auth/|/oauth/")

@@ -58,7 +58,7 @@ async def produce(cfg: config.Config, recs: Iterable[Rec]) -> int:
 
 async def read_topic(cfg: config.Config, topic: str) -> list[object]:
     """Every record of a topic, from the beginning to its current end."""
-    from syncd import bus
+    from syncd.kafka import bus
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=list(cfg.kafka.bootstrap_servers), enable_auto_commit=False

@@ -27,8 +27,9 @@ from collections.abc import Sequence
 import orjson
 import structlog
 
-from syncd import __version__, config, logs
+from syncd import __version__, config
 from syncd.errors import ConfigError, SyncdError
+from syncd.obs import logs
 
 log = structlog.get_logger("syncd.cli")
 
@@ -68,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
     rep.add_argument(
         "--error-table",
-        default="config/error-table.toml",
-        help="error table file (default: config/error-table.toml)",
+        default="",
+        help="error table file (default: the shipped table)",
     )
     return parser
 
@@ -81,7 +82,7 @@ def _config_path(arg: str | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sandbox":  # needs no syncd configuration
-        from syncd.sandbox.__main__ import main as sandbox_main
+        from syncd.testing.sandbox.__main__ import main as sandbox_main
 
         return sandbox_main(["--config", args.sandbox_config])
     try:
@@ -105,13 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return asyncio.run(_run(cfg, args.stage, args.until_caught_up, args.max_events))
         if args.command == "inspect":
-            from syncd import views
+            from syncd.tools import views
 
             view = asyncio.run(views.inspect(cfg, args.sku))
             print(orjson.dumps(view).decode() if args.json else views.format_inspect(view))
             return 0
         if args.command == "listings":
-            from syncd import views
+            from syncd.tools import views
 
             rows = asyncio.run(views.listings(cfg))
             if args.json:
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
             return 0
         if args.command == "lint-skus":
-            from syncd import reports
+            from syncd.tools import reports
 
             raw = asyncio.run(reports.read_catalog_raw(cfg))
             defects = reports.lint_skus(raw, cfg.skus)
@@ -141,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(reports.format_defects(defects, len(raw) + len(cfg.skus)))
             return 1 if defects else 0
         if args.command == "report":
-            from syncd import errortable, reports
+            from syncd.config import error_table as errortable
+            from syncd.tools import reports
 
             try:
                 table = errortable.load(args.error_table)
@@ -177,14 +179,13 @@ async def _run(
     """Run the stages. Bounded runs go stage by stage: compute to its end, then publish.
 
     Unbounded runs also serve the admin server (health, metrics, actions) and talk to
-    systemd (syncd.notify). SIGTERM/SIGINT stop the stages in order (docs/operations.md);
+    systemd (syncd.obs.notify). SIGTERM/SIGINT stop the stages in order (docs/operations.md);
     SIGHUP reloads the configuration and the error table.
     """
-    from syncd.health import Health
-    from syncd.notify import Notifier
-    from syncd.publisher import PublishService
-    from syncd.pusher import table_path
-    from syncd.service import ComputeService
+    from syncd.compute.stage import ComputeService
+    from syncd.obs.health import Health
+    from syncd.obs.notify import Notifier
+    from syncd.publish.stage import PublishService
 
     bounded = until_caught_up or max_events is not None
     health = Health()
@@ -232,7 +233,7 @@ async def _run(
                     s.use_rules(cfg)
                 else:
                     s.cfg = cfg
-                    s.table_path = table_path(cfg.publish.error_table)
+                    s.table_path = cfg.publish.error_table
             if admin is not None:
                 admin.cfg = cfg.admin
             log.info("config_reloaded", config=cfg.source, live=live, needs_restart=restart)
@@ -248,7 +249,7 @@ async def _run(
         for s in stages:
             await s.run()
         return 0
-    from syncd.admin import Admin
+    from syncd.app.admin import Admin
 
     admin = Admin(cfg.admin, publishers, health)
     await admin.start()

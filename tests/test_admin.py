@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from syncd.admin import ROUTES, Admin
+from syncd.app.admin import ROUTES, Admin
 from syncd.channels.base import PushOutcome, StockUpdate
 from syncd.config import AdminConfig, PublishConfig
-from syncd.limits import AccountLimits, RequestLimiter
-from syncd.pusher import AccountPusher, Attempt, Desired, default_table
+from syncd.config.error_table import default_table
+from syncd.publish.limits import AccountLimits, RequestLimiter
+from syncd.publish.pusher import AccountPusher, Attempt, Desired
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "lazada:sg-main"

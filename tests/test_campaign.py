@@ -25,10 +25,10 @@ from dev.kafkaio import channel_settings, config_head, create_inputs, produce
 from dev.sample import Rec, rfc3339
 from syncd import config
 from syncd.channels.base import listing_ref
-from syncd.ledger import SkuState
-from syncd.publisher import PublishService
-from syncd.sandbox import Sandbox, start
-from syncd.service import ComputeService
+from syncd.compute.stage import ComputeService
+from syncd.core.ledger import SkuState
+from syncd.publish.stage import PublishService
+from syncd.testing.sandbox import Sandbox, start
 from tests.kafkautil import latest, read_topic
 from tests.test_publisher import listing_for
 

@@ -1,4 +1,4 @@
-"""The listing catalog (syncd.catalog): which channel listing sells which SKU."""
+"""The listing catalog (syncd.core.catalog): which channel listing sells which SKU."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
-from syncd.catalog import Catalog, Listing, decode_listing, listing_key
+from syncd.core.catalog import Catalog, Listing, decode_listing, listing_key
+from syncd.core.events import ListingLinked, ListingTombstone, ListingUnlinked
 from syncd.errors import InvalidRecord
-from syncd.events import ListingLinked, ListingTombstone, ListingUnlinked
 
 SHOPEE = "shopee:my-main"
 LAZADA = "lazada:sg-main"

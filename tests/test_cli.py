@@ -9,8 +9,9 @@ import orjson
 import pytest
 
 from dev import sample
-from syncd import cli, views
-from syncd.service import ComputeService
+from syncd import cli
+from syncd.compute.stage import ComputeService
+from syncd.tools import views
 from tests.kafkautil import create_inputs, latest, produce, run_syncd, write_config
 
 

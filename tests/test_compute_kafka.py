@@ -16,12 +16,12 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from dev import sample
-from syncd.bus import partition_for
-from syncd.catalog import Catalog, decode_listing
+from syncd.compute.processor import Processor
+from syncd.compute.stage import ComputeService
 from syncd.config import Config
-from syncd.ledger import SkuState
-from syncd.processor import Processor
-from syncd.service import ComputeService
+from syncd.core.catalog import Catalog, decode_listing
+from syncd.core.ledger import SkuState
+from syncd.kafka.bus import partition_for
 from tests.kafkautil import (
     ROOT,
     create_inputs,

@@ -17,8 +17,8 @@ from syncd.config import (
     load,
     parse,
 )
+from syncd.core.policy import Rules
 from syncd.errors import ConfigError, SyncdError
-from syncd.policy import Rules
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "syncd.example.toml"

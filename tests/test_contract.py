@@ -33,8 +33,7 @@ from syncd.contract import (
     listing_ref,
     parse_time,
 )
-from syncd.errors import InvalidRecord
-from syncd.events import (
+from syncd.core.events import (
     PLATFORMS,
     ListingLinked,
     ListingTombstone,
@@ -46,10 +45,11 @@ from syncd.events import (
     StockAdjusted,
     StockSnapshot,
 )
-from syncd.skus import SKU_PATTERN
+from syncd.core.skus import SKU_PATTERN
+from syncd.errors import InvalidRecord
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMAS = ROOT / "syncd" / "schemas"
+SCHEMAS = ROOT / "syncd" / "contract" / "schemas"
 EXAMPLES = SCHEMAS / "examples"
 MAX = 65536
 ALL_TYPES = [t for types in EVENT_TYPES.values() for t in types]
@@ -230,7 +230,7 @@ def test_shared_definitions_are_identical_across_files() -> None:
 
 
 def test_contract_module_is_pure() -> None:
-    tree = ast.parse((ROOT / "syncd" / "contract.py").read_text())
+    tree = ast.parse((ROOT / "syncd" / "contract" / "__init__.py").read_text())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -279,8 +279,8 @@ def test_docs_reason_code_table_matches() -> None:
 def test_docs_link_every_schema_and_example() -> None:
     text = (ROOT / "docs" / "contract.md").read_text()
     for t in ALL_TYPES:
-        assert f"../syncd/schemas/{t}.schema.json" in text
-        assert f"../syncd/schemas/examples/{t}.json" in text
+        assert f"../syncd/contract/schemas/{t}.schema.json" in text
+        assert f"../syncd/contract/schemas/examples/{t}.json" in text
     for header in (
         "syncd.source.topic",
         "syncd.source.partition",
@@ -1067,7 +1067,7 @@ def test_listing_unlinked_round_trip(event_id: str, channel: str, listing: dict[
 
 
 def test_reason_codes_cover_what_the_module_raises() -> None:
-    source = (ROOT / "syncd" / "contract.py").read_text()
+    source = (ROOT / "syncd" / "contract" / "__init__.py").read_text()
     raised = set(re.findall(r'InvalidRecord\(\s*"([a-z_]+)"', source))
     raised |= {"bad_timestamp", "key_mismatch"}  # raised through helpers
     assert raised <= {code for code, _ in REASON_CODES}

@@ -18,7 +18,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from syncd import admin, config
+from syncd import config
+from syncd.app import admin
 from syncd.channels.base import make_channel
 from syncd.channels.tokens import MemoryTokenStore
 
@@ -221,18 +222,16 @@ def test_dockerfile_final_stage_is_slim_and_unprivileged() -> None:
     assert any(w == "COPY" and a.startswith("--from=builder") for w, a in final)
     assert ("ENTRYPOINT", '["syncd"]') in final and ("CMD", '["run"]') in final
     assert ("EXPOSE", str(_healthcheck_port())) in final
-    (workdir,) = [a for w, a in final if w == "WORKDIR"]
-    # [publish] error_table (relative) resolves to the file shipped in the image.
-    assert (
-        "COPY",
-        f"config/error-table.toml {config.PublishConfig().error_table}",
-    ) in final and workdir == "/usr/share/syncd"
+    # The error table is package data: the image copies no table of its own and the
+    # default [publish] error_table (empty) means the shipped one.
+    assert not any(w == "COPY" and "error-table" in a for w, a in final)
+    assert config.PublishConfig().error_table == ""
 
 
 def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore
-    for path in ("pyproject.toml", "README.md", "syncd", "config/error-table.toml"):
+    for path in ("pyproject.toml", "README.md", "syncd"):
         assert f"!{path}" in ignore
         assert path.split("/")[0] in DOCKERFILE
 

@@ -60,7 +60,7 @@ def test_error_code_table_equals_the_exception_tree() -> None:
 
 def test_metrics_table_equals_the_registry() -> None:
     """docs/metrics.md lists every family the registry exposes, with its type and labels."""
-    from syncd import metrics
+    from syncd.obs import metrics
 
     documented = {}
     lines = (ROOT / "docs" / "metrics.md").read_text().splitlines()

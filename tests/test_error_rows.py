@@ -1,11 +1,11 @@
 """Every row of the shipped error table, driven through a marketplace sandbox over HTTP.
 
-For each row of ``config/error-table.toml`` (read from the file, so that a new row
+For each row of ``syncd/config/error-table.toml`` (read from the file, so that a new row
 without a scenario fails :func:`test_every_row_has_a_scenario`) a scenario says how to
 make a sandbox answer that row's failure in the platform's own shape: a fault injected
 through the sandbox's control API (``POST /_sandbox/accounts/{a}/faults``), a catalog
 listing the platform cannot take, or an account without a token. One
-:class:`~syncd.pusher.AccountPusher` with the real channel client sends to the sandbox,
+:class:`~syncd.publish.pusher.AccountPusher` with the real channel client sends to the sandbox,
 and the test checks what syncd does for the row's class:
 
 - ``retry``: attempts until the row's bound, the platform's wait honoured, then one
@@ -21,7 +21,7 @@ Then the fault clears, a newer desired quantity is offered and the sandbox must 
 it, and every desired record offered is answered for: no quantity is lost. Captures of
 message patterns are checked in the decision and the rendered hint. Rows whose code
 only read-back reconciliation produces (``syncd.read_back_*``) are marked
-``reconcile=True``: the pusher's :meth:`~syncd.pusher.AccountPusher.reconcile` reads the
+``reconcile=True``: the pusher's :meth:`~syncd.publish.pusher.AccountPusher.reconcile` reads the
 listing back until the row's action opens.
 
 The table's timings are shortened (``fast_table``: at most 4 attempts, probes every
@@ -41,12 +41,13 @@ from aiolimiter import AsyncLimiter
 
 from syncd.channels.base import MemoryTokenStore, listing_ref, make_channel
 from syncd.config import PublishConfig
-from syncd.errortable import Decision, Row
-from syncd.limits import AccountLimits, RequestLimiter, make_limiter
-from syncd.pusher import AccountPusher, Attempt, Desired, default_table
-from syncd.reconcile import LISTINGS_PER_READ, Settings
-from syncd.sandbox import Sandbox
-from syncd.skus import suggest_fix
+from syncd.config.error_table import default_table
+from syncd.core.errortable import Decision, Row
+from syncd.core.reconcile import LISTINGS_PER_READ, Settings
+from syncd.core.skus import suggest_fix
+from syncd.publish.limits import AccountLimits, RequestLimiter, make_limiter
+from syncd.publish.pusher import AccountPusher, Attempt, Desired
+from syncd.testing.sandbox import Sandbox
 from tests.test_publisher import (
     MemorySink,
     SandboxFactory,

@@ -1,4 +1,4 @@
-"""The error table (syncd.errortable, config/error-table.toml, docs/error-table.md).
+"""The error table (syncd.core.errortable, syncd/config/error-table.toml, docs/error-table.md).
 
 Every shipped row is matched by a realistic answer: the bodies, statuses and messages
 the marketplace sandboxes send (their own constants), turned into outcomes by the real
@@ -33,29 +33,28 @@ from syncd.channels.lazada import parse_sellable_update
 from syncd.channels.shopee import parse_update_stock
 from syncd.channels.shopify import parse_set_quantities
 from syncd.channels.wayfair import SUBMISSION_ERROR, parse_save
-from syncd.errors import ConfigError
-from syncd.errortable import (
+from syncd.config.error_table import load, load_or_keep
+from syncd.core.errortable import (
     CLASSES,
     READ_BACK_STALE,
     READ_BACK_ZERO,
     Decision,
     ErrorTable,
     RetrySpec,
-    load,
-    load_or_keep,
     parse,
 )
-from syncd.events import PLATFORMS
-from syncd.sandbox import lazada as sb_lazada
-from syncd.sandbox import shopee as sb_shopee
-from syncd.sandbox import shopify as sb_shopify
-from syncd.sandbox.base import gateway_page
+from syncd.core.events import PLATFORMS
+from syncd.errors import ConfigError
+from syncd.testing.sandbox import lazada as sb_lazada
+from syncd.testing.sandbox import shopee as sb_shopee
+from syncd.testing.sandbox import shopify as sb_shopify
+from syncd.testing.sandbox.base import gateway_page
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT / "config" / "error-table.toml"
+TABLE = ROOT / "syncd" / "config" / "error-table.toml"
 DOC = ROOT / "docs" / "error-table.md"
 SHIPPED = load(TABLE)
-INTERNAL_ERROR = "syncd.internal_error"  # syncd.pusher.INTERNAL_ERROR
+INTERNAL_ERROR = "syncd.internal_error"  # syncd.publish.pusher.INTERNAL_ERROR
 
 
 # -- realistic answers, through the real parsers -------------------------------------------
@@ -529,7 +528,7 @@ def test_unknown_platform_is_a_programming_error() -> None:
 
 def test_module_is_pure() -> None:
     code = (
-        "import sys, syncd.errortable; "
+        "import sys, syncd.core.errortable; "
         "bad = {'asyncio', 'aiohttp', 'aiokafka'} & set(sys.modules); assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -1,4 +1,4 @@
-"""Liveness and readiness: the rules of syncd.health, the admin routes, and a running daemon
+"""Liveness and readiness: the rules of syncd.obs.health, the admin routes, and a running daemon
 whose broker goes away and comes back (GET /healthz, GET /readyz)."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
 
 from dev.kafka import Broker
-from syncd.admin import Admin
+from syncd.app.admin import Admin
 from syncd.config import AdminConfig
-from syncd.health import KAFKA_STALE_S, Health, StageHealth, watch_kafka
+from syncd.obs.health import KAFKA_STALE_S, Health, StageHealth, watch_kafka
 from tests.kafkautil import ROOT, syncd_cmd, write_config
 
 

@@ -1,4 +1,4 @@
-"""The stock ledger (syncd.ledger): per-SKU on-hand, reservations, velocity, compaction."""
+"""The stock ledger (syncd.core.ledger): per-SKU on-hand, reservations, velocity, compaction."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd import orders
-from syncd.events import (
+from syncd.core import orders
+from syncd.core.events import (
     OrderCancelled,
     OrderEvent,
     OrderLine,
@@ -17,8 +17,8 @@ from syncd.events import (
     StockEvent,
     StockSnapshot,
 )
-from syncd.ledger import NO_SNAPSHOT, SkuState
-from syncd.orders import LineView, SkuOrderView
+from syncd.core.ledger import NO_SNAPSHOT, SkuState
+from syncd.core.orders import LineView, SkuOrderView
 
 SKU = "TS-RED-M"
 T0 = 1_700_000_000_000
@@ -514,7 +514,7 @@ def stock_streams(draw: st.DrawFn, *, negative: bool = True) -> list[StockEvent]
 
 @st.composite
 def order_streams(draw: st.DrawFn) -> list[SkuOrderView]:
-    """Views of SKU, as syncd.orders emits them, for up to 3 orders (merged at random)."""
+    """Views of SKU, as syncd.core.orders emits them, for up to 3 orders (merged at random)."""
     per_order: list[list[SkuOrderView]] = []
     version = 0
     line_st = st.builds(OrderLine, st.just(SKU), st.integers(1, 3), st.sampled_from((None, *WHS)))

@@ -6,7 +6,7 @@
   the events sent per topic, type and outcome (bad records dead-lettered), desired
   changes, pushes per account and class, the histograms, the consumer lag back at 0, a
   parked account with its open action, and no configured secret anywhere in the scrape;
-- :func:`syncd.metrics.record_call` and :func:`syncd.metrics.count_batch` on real values.
+- :func:`syncd.obs.metrics.record_call` and :func:`syncd.obs.metrics.count_batch` on real values.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dev.kafkaio import create_inputs, produce
 from dev.sample import Rec, rfc3339
-from syncd import metrics
 from syncd.channels.base import PushOutcome, listing_ref
-from syncd.pusher import Attempt, Desired, default_table
-from syncd.sandbox import start
+from syncd.config.error_table import default_table
+from syncd.obs import metrics
+from syncd.publish.pusher import Attempt, Desired
+from syncd.testing.sandbox import start
 from tests.test_publisher import listing_for, wait_until
 from tests.test_publisher_kafka import Setup
 

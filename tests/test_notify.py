@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.notify import Notifier
+from syncd.obs.notify import Notifier
 from tests.kafkautil import write_config
 from tests.test_health import Daemon, daemons  # noqa: F401  (fixture)
 

@@ -36,7 +36,7 @@ from dev import sample
 from dev.kafkaio import channel_settings, config_head, create_inputs, produce
 from syncd import config
 from syncd.channels.base import listing_ref
-from syncd.sandbox import Sandbox, start
+from syncd.testing.sandbox import Sandbox, start
 from tests.kafkautil import ROOT, syncd_cmd
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
@@ -53,7 +53,7 @@ WAIT_S = 30.0
 
 def fast_table(tmp: Path) -> Path:
     """The shipped error table with every retry bound shortened (same rows and hints)."""
-    text = (ROOT / "config" / "error-table.toml").read_text()
+    text = (ROOT / "syncd" / "config" / "error-table.toml").read_text()
     for key, value in (("max_attempts", "2"), ("base_delay_s", "0.05"), ("max_delay_s", "0.1")):
         text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
     path = tmp / "error-table.toml"

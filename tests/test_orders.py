@@ -1,4 +1,4 @@
-"""The order book (syncd.orders): per-order facts -> per-SKU views, whatever the arrival order."""
+"""The order book (syncd.core.orders): per-order facts -> per-SKU views, in any arrival order."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.events import OrderCancelled, OrderEvent, OrderLine, OrderPlaced, OrderShipped
-from syncd.orders import LineView, OrderState, SkuOrderView, apply, expired
+from syncd.core.events import OrderCancelled, OrderEvent, OrderLine, OrderPlaced, OrderShipped
+from syncd.core.orders import LineView, OrderState, SkuOrderView, apply, expired
 
 OID = "o-1"
 CH = "shopee:my-main"

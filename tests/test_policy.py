@@ -1,4 +1,4 @@
-"""The quantity policy (syncd.policy): rules layers and the formula with its explanation."""
+"""The quantity policy (syncd.core.policy): rules layers and the formula with its explanation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncd.config import Config, parse
-from syncd.policy import (
+from syncd.core.policy import (
     SAFETY_KINDS,
     Inputs,
     Quantity,

@@ -1,6 +1,6 @@
 """The publish rules, one account at a time, against the real marketplace sandboxes (no Kafka).
 
-Each test drives :class:`syncd.pusher.AccountPusher` with a real channel client
+Each test drives :class:`syncd.publish.pusher.AccountPusher` with a real channel client
 talking to an in-process sandbox on 127.0.0.1, and a :class:`MemorySink`
 that keeps what the Kafka sink would write. What the sandbox received, and in
 which order, is read from the sandbox itself (``Account.received`` is tapped
@@ -30,7 +30,7 @@ from syncd.channels.base import (
     make_channel,
 )
 from syncd.config import PublishConfig
-from syncd.limits import (
+from syncd.publish.limits import (
     AccountLimits,
     CostLimiter,
     RequestLimiter,
@@ -38,8 +38,8 @@ from syncd.limits import (
     is_retriable,
     make_limiter,
 )
-from syncd.pusher import AccountPusher, Attempt, Desired, push_result
-from syncd.sandbox import Sandbox, start
+from syncd.publish.pusher import AccountPusher, Attempt, Desired, push_result
+from syncd.testing.sandbox import Sandbox, start
 
 pytestmark = pytest.mark.timeout(60)
 

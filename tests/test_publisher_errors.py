@@ -1,6 +1,6 @@
 """The publisher acting on the error table, against the real marketplace sandboxes.
 
-Each test drives one :class:`syncd.pusher.AccountPusher` with a real channel client
+Each test drives one :class:`syncd.publish.pusher.AccountPusher` with a real channel client
 talking to an in-process sandbox over HTTP, injects a fault through the sandbox's API,
 and checks what syncd does for the row's class (retried, refreshed, parked and flushed,
 adjusted, held, or a manual action with the row's hint, grouped per cause), and that
@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from syncd.actions import ActionBook
 from syncd.channels.base import MemoryTokenStore, listing_ref, make_channel
 from syncd.config import PublishConfig
-from syncd.errortable import ErrorTable, parse
-from syncd.limits import AccountLimits, RequestLimiter, make_limiter
-from syncd.pusher import AccountPusher, Desired, table_path
-from syncd.sandbox import Sandbox
+from syncd.config.error_table import shipped_text
+from syncd.core.actions import ActionBook
+from syncd.core.errortable import ErrorTable, parse
+from syncd.publish.limits import AccountLimits, RequestLimiter, make_limiter
+from syncd.publish.pusher import AccountPusher, Desired
+from syncd.testing.sandbox import Sandbox
 from tests.test_publisher import (
     MemorySink,
     SandboxFactory,
@@ -44,7 +44,7 @@ PROBE_S = 0.3
 
 def fast_table() -> ErrorTable:
     """The shipped table with short retry bounds and probe intervals."""
-    raw = tomllib.loads(Path(table_path("config/error-table.toml")).read_text())
+    raw = tomllib.loads(shipped_text())
     for row in raw["rows"]:
         if "max_attempts" in row:
             row.update(base_delay_s=0.02, max_delay_s=0.1, give_up_after_s=5.0)

@@ -3,7 +3,7 @@
 Desired records are written straight to ``<p>.desired`` (the compute stage is
 tested elsewhere), the sandboxes run in the test's event loop on 127.0.0.1,
 and the publisher runs either in-process (:class:`PublishService`) or as real
-processes (``python -m syncd.publisher --config FILE``) in one consumer group.
+processes (``python -m syncd.publish.stage --config FILE``) in one consumer group.
 
 - end to end: newest quantities reach every platform, push-results and the
   acked topic are written, skipped records are counted and committed;
@@ -31,10 +31,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from dev.kafkaio import channel_settings, config_head
-from syncd import bus, config
+from syncd import config
 from syncd.channels.base import listing_ref
-from syncd.publisher import PublishService
-from syncd.sandbox import Sandbox, start
+from syncd.kafka import bus
+from syncd.publish.stage import PublishService
+from syncd.testing.sandbox import Sandbox, start
 from tests.kafkautil import latest, read_topic
 from tests.test_publisher import listing_for, tap, wait_until
 
@@ -357,7 +358,7 @@ async def test_two_processes_share_the_accounts_and_never_exceed_a_rate(
                 await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
-                    "syncd.publisher",
+                    "syncd.publish.stage",
                     "--config",
                     str(path),
                     stdout=log.open("wb"),

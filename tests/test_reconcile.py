@@ -1,4 +1,4 @@
-"""Reconciliation, the pure part (:mod:`syncd.reconcile`): what one read-back means.
+"""Reconciliation, the pure part (:mod:`syncd.core.reconcile`): what one read-back means.
 
 Each rule of the module docstring on its own, then properties over arbitrary
 sequences of reads (hypothesis): a drift is pushed again at most once, never before
@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from syncd import config
 from syncd.channels.base import PushOutcome
-from syncd.errors import ConfigError
-from syncd.errortable import READ_BACK_STALE, READ_BACK_ZERO
-from syncd.pusher import default_table
-from syncd.reconcile import (
+from syncd.config.error_table import default_table
+from syncd.core.errortable import READ_BACK_STALE, READ_BACK_ZERO
+from syncd.core.reconcile import (
     COST_BUCKET_CALLS_PER_S,
     PROPAGATION_DELAYS,
     Check,
@@ -28,6 +27,7 @@ from syncd.reconcile import (
     propagation_delay,
     read_rate,
 )
+from syncd.errors import ConfigError
 
 DELAY, PERSIST = 100.0, 600.0
 

@@ -2,7 +2,7 @@
 
 A pusher with a real channel client acknowledges quantities, the sandbox's control
 API changes a listing's stock out of band (drift) or switches on Wayfair's forced zero,
-and :meth:`syncd.pusher.AccountPusher.reconcile` reads back through the account's
+and :meth:`syncd.publish.pusher.AccountPusher.reconcile` reads back through the account's
 limiter and a read budget: a drift is confirmed, pushed again once and, if it persists,
 one manual action per cause and account (``read-back-drift``; Wayfair's Confirm Stock
 Status row for a forced zero, the listing held and probed until the alert is gone); a
@@ -24,8 +24,8 @@ import pytest
 from aiolimiter import AsyncLimiter
 
 from syncd.channels.base import listing_ref
-from syncd.reconcile import LISTINGS_PER_READ, Settings
-from syncd.sandbox import Sandbox
+from syncd.core.reconcile import LISTINGS_PER_READ, Settings
+from syncd.testing.sandbox import Sandbox
 from tests.test_publisher import SandboxFactory, sandbox, wait_until
 from tests.test_publisher_errors import PROBE_S, Rig, rig
 

@@ -19,12 +19,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from dev import sample
 from dev.sample import Rec
-from syncd import errortable, reports
-from syncd.reports import Attempt, Place
+from syncd.config import error_table as errortable
+from syncd.tools import reports
+from syncd.tools.reports import Attempt, Place
 from tests.kafkautil import create_inputs, produce, run_syncd, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = errortable.load(ROOT / "config" / "error-table.toml")
+TABLE = errortable.load(ROOT / "syncd" / "config" / "error-table.toml")
 T0 = 1_795_000_000_000  # 2026-11-18T11:06:40Z
 
 

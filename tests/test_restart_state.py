@@ -1,6 +1,6 @@
 """Open actions and parked accounts / held listings survive a restart (real broker).
 
-A :class:`~syncd.publisher.PublishService` runs against the shared broker and the
+A :class:`~syncd.publish.stage.PublishService` runs against the shared broker and the
 marketplace sandboxes; it parks an account (Shopee vacation) or holds a listing
 (Wayfair's Confirm Stock Status, found by reconciliation), then stops. A new service
 restores the open actions from the compacted ``topics.actions`` on assignment, starts
@@ -22,8 +22,8 @@ import orjson
 import pytest
 
 from syncd.channels.base import listing_ref
-from syncd.publisher import PublishService
-from syncd.pusher import table_path
+from syncd.config.error_table import shipped_text
+from syncd.publish.stage import PublishService
 from tests.kafkautil import latest
 from tests.test_publisher import SandboxFactory, listing_for, sandbox, wait_until
 from tests.test_publisher_kafka import Setup, produce, row
@@ -37,7 +37,7 @@ PROBE_S = 0.3
 
 def fast_table(tmp: Path) -> str:
     """The shipped error table with every probe interval set to ``PROBE_S``."""
-    text = Path(table_path("config/error-table.toml")).read_text()
+    text = shipped_text()
     path = tmp / "error-table.toml"
     path.write_text(re.sub(r"(?m)^probe_every_s = \d+$", f"probe_every_s = {PROBE_S}", text))
     return str(path)

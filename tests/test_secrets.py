@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
-from syncd import bus, config
+from syncd import config
 from syncd.errors import ConfigError
-from syncd.sandbox import start
+from syncd.kafka import bus
+from syncd.testing.sandbox import start
 from tests.kafkautil import ROOT, syncd_cmd
 from tests.test_health import Daemon, daemons  # noqa: F401  (fixture)
 from tests.test_publisher import listing_for, wait_until

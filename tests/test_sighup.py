@@ -18,7 +18,7 @@ def test_sighup_reloads_the_table_and_keeps_it_when_broken(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     table = tmp_path / "error-table.toml"
-    table.write_text((ROOT / "config" / "error-table.toml").read_text())
+    table.write_text((ROOT / "syncd" / "config" / "error-table.toml").read_text())
     path, _ = write_config(tmp_path, kafka_bootstrap, extra=f'[publish]\nerror_table = "{table}"')
     log = tmp_path / "syncd.log"
     with log.open("w") as out:

@@ -27,7 +27,7 @@ from dev import sample
 from dev.kafka import free_port
 from syncd import config
 from syncd.channels.base import listing_ref
-from syncd.sandbox import Sandbox, start
+from syncd.testing.sandbox import Sandbox, start
 from tests.kafkautil import ROOT, create_inputs, produce, read_topic, syncd_cmd, write_config
 from tests.test_health import Daemon, daemons  # noqa: F401  (fixture)
 from tests.test_publisher import listing_for, tap, wait_until

@@ -1,4 +1,4 @@
-"""SKU hygiene (syncd.skus): which SKUs are rejected, the reason text, the suggested fix,
+"""SKU hygiene (syncd.core.skus): which SKUs are rejected, the reason text, the suggested fix,
 and that the JSON Schema pattern says exactly what ``sku_problem`` says."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.skus import SKU_PATTERN, sku_problem, suggest_fix
+from syncd.core.skus import SKU_PATTERN, sku_problem, suggest_fix
 
 CLEAN = [
     "TS-RED-M",

@@ -1,7 +1,7 @@
 """Fixtures for the channel tests: a marketplace sandbox per test, on 127.0.0.1.
 
 ``sandbox_factory`` (function, :class:`SandboxFactory`): ``await
-sandbox_factory(platform, **start_kwargs)`` starts :func:`syncd.sandbox.start` on a
+sandbox_factory(platform, **start_kwargs)`` starts :func:`syncd.testing.sandbox.start` on a
 free loopback port; ``sandbox_factory.closing(channel)`` returns ``channel``. The
 channels, then the sandboxes, are closed after the test.
 """
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 from syncd.channels.base import Channel
-from syncd.sandbox import Sandbox, start
+from syncd.testing.sandbox import Sandbox, start
 
 C = TypeVar("C", bound=Channel)
 

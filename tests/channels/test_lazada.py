@@ -12,7 +12,7 @@ from syncd.channels.lazada import (
     parse_sellable_update,
     sellable_of,
 )
-from syncd.sandbox import Sandbox
+from syncd.testing.sandbox import Sandbox
 
 from .conftest import SandboxFactory
 from .helpers import answer, upd

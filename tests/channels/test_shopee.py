@@ -28,7 +28,7 @@ from syncd.channels.shopee import (
     seller_stock_of,
     strip_module,
 )
-from syncd.sandbox import Sandbox
+from syncd.testing.sandbox import Sandbox
 
 from .conftest import SandboxFactory
 from .helpers import answer, upd

@@ -15,7 +15,7 @@ from syncd.channels.shopify import (
     parse_set_quantities,
     parse_throttle,
 )
-from syncd.sandbox import Sandbox
+from syncd.testing.sandbox import Sandbox
 
 from .conftest import SandboxFactory
 from .helpers import answer, upd

@@ -16,7 +16,7 @@ from syncd.channels.wayfair import (
     build_save,
     parse_save,
 )
-from syncd.sandbox import Sandbox
+from syncd.testing.sandbox import Sandbox
 
 from .conftest import SandboxFactory
 from .helpers import answer, upd

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from syncd.sandbox import PLATFORMS, Sandbox, start
-from syncd.sandbox.__main__ import start_from_config
+from syncd.testing.sandbox import PLATFORMS, Sandbox, start
+from syncd.testing.sandbox.__main__ import start_from_config
 
 pytestmark = pytest.mark.timeout(30)
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,7 +184,7 @@ async def test_command_line_prints_base_urls_and_stops_on_sigterm(tmp_path: Path
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "syncd.sandbox",
+        "syncd.testing.sandbox",
         "--config",
         str(cfg),
         env=env,

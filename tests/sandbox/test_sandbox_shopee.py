@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from syncd.sandbox import Sandbox, start
+from syncd.testing.sandbox import Sandbox, start
 
 pytestmark = pytest.mark.timeout(20)
 

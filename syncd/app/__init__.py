@@ -1,0 +1,1 @@
+"""The running daemon: the admin server and its operator page."""

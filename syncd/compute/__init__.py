@@ -1,0 +1,1 @@
+"""The compute stage: input records -> per-SKU state -> desired quantities."""

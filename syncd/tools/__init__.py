@@ -1,0 +1,1 @@
+"""Offline commands over Kafka: views and reports."""
