@@ -63,7 +63,7 @@ from bench.publish import Bench  # noqa: E402
 from dev import sample  # noqa: E402
 from dev.kafkaio import create_inputs, produce  # noqa: E402
 from syncd.channels.base import listing_ref  # noqa: E402
-from syncd.kafka import bus  # noqa: E402
+from syncd.kafka.clients import ensure_topics  # noqa: E402
 from syncd.obs import logs  # noqa: E402
 
 CHANNELS = ("shopee", "lazada", "wayfair")
@@ -499,7 +499,7 @@ async def run_live(bench: Bench, sc: Scenario, seed: int) -> dict[str, Any]:
     )
     live.cfg = cfg
     await create_inputs(cfg, 3)
-    await bus.ensure_topics(cfg)
+    await ensure_topics(cfg)
     await produce(cfg, live.catalog_and_stock(stock))
     procs = [
         await bench.run(

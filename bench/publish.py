@@ -65,7 +65,8 @@ from dev.kafkaio import (  # noqa: E402
 from syncd import config  # noqa: E402
 from syncd.channels.base import listing_ref  # noqa: E402
 from syncd.compute.stage import ComputeService  # noqa: E402
-from syncd.kafka import bus  # noqa: E402
+from syncd.kafka.clients import ensure_topics  # noqa: E402
+from syncd.kafka.partitioning import partition_for  # noqa: E402
 from syncd.obs import logs  # noqa: E402
 from syncd.publish.stage import PublishService  # noqa: E402
 from syncd.testing.sandbox import Sandbox, start  # noqa: E402
@@ -226,13 +227,13 @@ async def throughput(b: Bench, rate: float, batch: int, seconds: float) -> dict[
     accounts = b.accounts("thr", n, models=batch, sandbox_limits=limits, settings=settings)
     prefix = f"bthr{uuid.uuid4().hex[:6]}"
     path, cfg = b.write_config(prefix, list(accounts))
-    counts = await bus.ensure_topics(cfg)
+    counts = await ensure_topics(cfg)
     producer = AIOKafkaProducer(bootstrap_servers=[b.bootstrap], acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = []
         for account, (_, lists) in accounts.items():
-            p = bus.partition_for(account, counts[cfg.topics.desired])
+            p = partition_for(account, counts[cfg.topics.desired])
             for i, lst in enumerate(lists):
                 ref = listing_ref(lst)
                 value = orjson.dumps(
@@ -386,7 +387,7 @@ async def latency(b: Bench, n_skus: int, eps: int, seconds: float) -> dict[str, 
     prefix = f"blat{uuid.uuid4().hex[:6]}"
     path, cfg = b.write_config(prefix, list(accounts))
     await create_inputs(cfg, 3)
-    await bus.ensure_topics(cfg)
+    await ensure_topics(cfg)
     probe_topic = f"{prefix}.probe"
     admin = AIOKafkaAdminClient(bootstrap_servers=[b.bootstrap])
     await admin.start()

@@ -44,7 +44,7 @@ from dev.kafka import _die_with_parent_preexec
 from dev.kafkaio import channel_settings, config_head, create_inputs, latest, produce, read_topic
 from syncd import config
 from syncd.core.ledger import SkuState
-from syncd.kafka.bus import partition_for
+from syncd.kafka.partitioning import partition_for
 from syncd.testing.sandbox import Sandbox, start
 
 ROOT = Path(__file__).resolve().parent.parent

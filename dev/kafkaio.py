@@ -58,7 +58,7 @@ async def produce(cfg: config.Config, recs: Iterable[Rec]) -> int:
 
 async def read_topic(cfg: config.Config, topic: str) -> list[object]:
     """Every record of a topic, from the beginning to its current end."""
-    from syncd.kafka import bus
+    from syncd.kafka.reading import read_to_end
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=list(cfg.kafka.bootstrap_servers), enable_auto_commit=False
@@ -70,7 +70,7 @@ async def read_topic(cfg: config.Config, topic: str) -> list[object]:
             await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        return [rec async for rec in bus.read_to_end(consumer, tps)]
+        return [rec async for rec in read_to_end(consumer, tps)]
     finally:
         await consumer.stop()
 

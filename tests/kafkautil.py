@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dev.kafkaio import config_head, create_inputs, latest, produce, read_topic
 from syncd import config
-from syncd.kafka.bus import partition_for
+from syncd.kafka.partitioning import partition_for
 
 __all__ = ["create_inputs", "latest", "produce", "read_topic"]
 

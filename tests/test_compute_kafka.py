@@ -21,7 +21,7 @@ from syncd.compute.stage import ComputeService
 from syncd.config import Config
 from syncd.core.catalog import Catalog, decode_listing
 from syncd.core.ledger import SkuState
-from syncd.kafka.bus import partition_for
+from syncd.kafka.partitioning import partition_for
 from tests.kafkautil import (
     ROOT,
     create_inputs,

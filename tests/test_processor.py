@@ -10,7 +10,7 @@ from dev import sample
 from syncd import config
 from syncd.compute.processor import Processor
 from syncd.core.catalog import Catalog, decode_listing
-from syncd.kafka.bus import partition_for
+from syncd.kafka.partitioning import partition_for
 
 CFG = config.parse(
     {"topics": {"internal_prefix": "x"}, "compute": {"closed_order_retention_hours": 1}}, env={}

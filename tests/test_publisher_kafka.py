@@ -33,7 +33,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from dev.kafkaio import channel_settings, config_head
 from syncd import config
 from syncd.channels.base import listing_ref
-from syncd.kafka import bus
+from syncd.kafka.clients import ensure_topics
+from syncd.kafka.partitioning import partition_for
 from syncd.publish.stage import PublishService
 from syncd.testing.sandbox import Sandbox, start
 from tests.kafkautil import latest, read_topic
@@ -123,13 +124,13 @@ async def produce(
 ) -> None:
     """Write (account, key, value, partition) rows; partition None = by account (murmur2)."""
     t = cfg.topics
-    n = (await bus.ensure_topics(cfg))[t.desired]
+    n = (await ensure_topics(cfg))[t.desired]
     producer = AIOKafkaProducer(bootstrap_servers=list(cfg.kafka.bootstrap_servers), acks="all")
     await producer.start()
     try:
         futures = []
         for account, key, value, partition in rows:
-            p = bus.partition_for(account, n) if partition is None else partition
+            p = partition_for(account, n) if partition is None else partition
             futures.append(await producer.send(topic or t.desired, value, key=key, partition=p))
         await asyncio.gather(*futures)
     finally:
@@ -182,7 +183,7 @@ async def test_end_to_end_newest_quantities_results_acked_and_commits(
                 sb.add_listing("main", lst, 1)
             accounts[sb.platform] = st.account(sb, "main", batch_size=2)
         _, cfg = st.write('[channels."wayfair:us".policy]\nsafety = "fixed"\n')
-        await bus.ensure_topics(cfg)
+        await ensure_topics(cfg)
         laz = accounts["lazada"]
         # lazada listing 0 was acknowledged at 7 by an earlier run: 7 again is not sent
         acked0 = orjson.dumps({"quantity": 7, "at": 1})
@@ -263,7 +264,7 @@ async def test_commits_wait_for_every_earlier_record_and_a_stop_leaves_it_for_th
         st = Setup(tmp_path, kafka_bootstrap, publish={"stop_deadline_s": 0.0})
         acct = st.account(lazada, "main", batch_size=1, max_in_flight=2, rate_per_s=50)
         _, cfg = st.write()
-        p = bus.partition_for(acct, cfg.topics.desired_partitions)
+        p = partition_for(acct, cfg.topics.desired_partitions)
         lazada.inject("main", "slow", listing=x, delay_s=2.0, count=1)
         seen = tap(lazada, "main")
         await produce(cfg, [row(acct, x, 5), row(acct, y, 6)])  # offsets 0 and 1
@@ -307,7 +308,7 @@ def _names(prefix: str, n: int, partitions: int, platform: str) -> list[str]:
     used: set[int] = set()
     i = 0
     while len(out) < n:
-        p = bus.partition_for(f"{platform}:{prefix}{i}", partitions)
+        p = partition_for(f"{platform}:{prefix}{i}", partitions)
         if p not in used:
             used.add(p)
             out.append(f"{prefix}{i}")
@@ -330,7 +331,7 @@ async def test_two_processes_share_the_accounts_and_never_exceed_a_rate(
         taken: set[int] = set()
         for sb in (shopee, lazada):
             for name in _names(f"{sb.platform[:2]}-", partitions, partitions, sb.platform):
-                p = bus.partition_for(f"{sb.platform}:{name}", partitions)
+                p = partition_for(f"{sb.platform}:{name}", partitions)
                 if p not in taken and len([x for x in names if x[0] is sb]) < 2:
                     taken.add(p)
                     names.append((sb, name))
@@ -430,7 +431,7 @@ async def test_records_of_an_account_in_another_partition_are_skipped(
         st = Setup(tmp_path, kafka_bootstrap)
         acct = st.account(lazada, "main")
         _, cfg = st.write()
-        right = bus.partition_for(acct, cfg.topics.desired_partitions)
+        right = partition_for(acct, cfg.topics.desired_partitions)
         wrong = (right + 1) % cfg.topics.desired_partitions
         key = f"{acct}/{listing_ref(lst)}".encode()
         await produce(

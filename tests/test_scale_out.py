@@ -21,7 +21,7 @@ import pytest
 
 from dev import sample
 from dev.harness import Cluster, Load, spread_accounts
-from syncd.kafka.bus import partition_for
+from syncd.kafka.partitioning import partition_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(180)]
 

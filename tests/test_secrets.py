@@ -23,7 +23,7 @@ import pytest
 
 from syncd import config
 from syncd.errors import ConfigError
-from syncd.kafka import bus
+from syncd.kafka.clients import client_settings
 from syncd.testing.sandbox import start
 from tests.kafkautil import ROOT, syncd_cmd
 from tests.test_health import Daemon, daemons  # noqa: F401  (fixture)
@@ -47,7 +47,7 @@ def test_sasl_and_ssl_settings_map_to_the_client_and_hide_the_password() -> None
         sasl_username="syncd",
         ssl_cafile=ssl.get_default_verify_paths().cafile or "",
     )
-    s = bus.client_settings(cfg)
+    s = client_settings(cfg)
     assert s["security_protocol"] == "SASL_SSL"
     assert (s["sasl_mechanism"], s["sasl_plain_username"]) == ("SCRAM-SHA-512", "syncd")
     assert s["sasl_plain_password"] == PASSWORD
@@ -55,13 +55,13 @@ def test_sasl_and_ssl_settings_map_to_the_client_and_hide_the_password() -> None
     assert s["ssl_context"].verify_mode == ssl.CERT_REQUIRED
     assert PASSWORD not in repr(cfg) and PASSWORD not in repr(config.Config(kafka=cfg))
 
-    plain = bus.client_settings(
+    plain = client_settings(
         kafka_cfg(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="u")
     )
     assert "ssl_context" not in plain and plain["sasl_plain_password"] == PASSWORD
-    tls = bus.client_settings(kafka_cfg(security_protocol="SSL"))
+    tls = client_settings(kafka_cfg(security_protocol="SSL"))
     assert isinstance(tls["ssl_context"], ssl.SSLContext) and "sasl_mechanism" not in tls
-    assert bus.client_settings(kafka_cfg())["security_protocol"] == "PLAINTEXT"
+    assert client_settings(kafka_cfg())["security_protocol"] == "PLAINTEXT"
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,8 @@ from syncd.compute.processor import Out, Processor
 from syncd.config import Config
 from syncd.core.catalog import Catalog, decode_listing
 from syncd.errors import InvalidRecord
-from syncd.kafka import bus
+from syncd.kafka.clients import client_settings, ensure_topics
+from syncd.kafka.reading import at_end, read_to_end
 from syncd.obs import metrics
 from syncd.obs.health import StageHealth, watch_kafka
 
@@ -142,9 +143,9 @@ class ComputeService:
     async def run(self) -> Counter[tuple[str, str]]:
         cfg = self.cfg
         t = cfg.topics
-        counts = await bus.ensure_topics(cfg)
+        counts = await ensure_topics(cfg)
         self.processor = Processor(cfg, self.catalog, counts[t.stock])
-        settings = bus.client_settings(cfg.kafka)
+        settings = client_settings(cfg.kafka)
         self.producer = AIOKafkaProducer(
             **settings, acks="all", linger_ms=5, max_batch_size=262144, max_request_size=4194304
         )
@@ -323,7 +324,7 @@ class ComputeService:
         states: dict[tuple[str, int], dict[str, bytes]] = {kp: {} for kp in pending}
         started = time.monotonic()
         tps = [TopicPartition(changelog[k], p) for k, p in pending]
-        async for rec in bus.read_to_end(self.restorer, tps):
+        async for rec in read_to_end(self.restorer, tps):
             state = states[kind_of[rec.topic], rec.partition]
             key = rec.key.decode() if rec.key is not None else ""
             if rec.value is None:
@@ -352,7 +353,7 @@ class ComputeService:
     async def _caught_up(self) -> bool:
         if self._to_restore or self._dirty:
             return False
-        return await bus.at_end(self.consumer, self.consumer.assignment()) and await bus.at_end(
+        return await at_end(self.consumer, self.consumer.assignment()) and await at_end(
             self.catalog_reader, self._catalog_tps
         )
 

@@ -1,173 +1,24 @@
-"""Kafka plumbing: client settings, topic creation, partitioning, reading to the end.
-
-Everything here is thin glue over aiokafka so that the stages read as their
-own logic. Topic layout (``<p>`` is ``topics.internal_prefix``):
-
-| topic | key | partitions | cleanup |
-|---|---|---|---|
-| ``<p>.order-lines`` | SKU | as the stock topic | delete |
-| ``<p>.order-state`` | order id | as the order topic | compact |
-| ``<p>.sku-state`` | SKU | as the stock topic | compact |
-| ``<p>.desired`` | ``<account>/<listing ref>`` | ``desired_partitions``, by account | compact |
-"""
+"""Transition shim: the Kafka glue now lives in :mod:`syncd.kafka.clients`,
+:mod:`syncd.kafka.partitioning` and :mod:`syncd.kafka.reading`; this module re-exports
+those names for the callers not yet moved and keeps :func:`dead_letter_headers` until it
+moves to ``syncd.contract.deadletter``. Import from the new modules."""
 
 from __future__ import annotations
 
-import functools
-import ssl
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from syncd.kafka.clients import client_settings, create, ensure_topics, partition_count
+from syncd.kafka.partitioning import partition_for
+from syncd.kafka.reading import at_end, read_to_end
 
-import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError as AioKafkaError
-from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.partitioner import murmur2
-
-from syncd.config import Config, KafkaConfig
-from syncd.errors import KafkaError
-
-log = structlog.get_logger("syncd.kafka.bus")
-
-
-def client_settings(cfg: KafkaConfig) -> dict[str, Any]:
-    """Connection keyword arguments shared by every aiokafka client."""
-    out: dict[str, Any] = {
-        "bootstrap_servers": list(cfg.bootstrap_servers),
-        "client_id": cfg.client_id,
-        "security_protocol": cfg.security_protocol,
-    }
-    if cfg.security_protocol in ("SSL", "SASL_SSL"):
-        ctx = ssl.create_default_context(cafile=cfg.ssl_cafile)
-        if cfg.ssl_certfile:
-            ctx.load_cert_chain(cfg.ssl_certfile, cfg.ssl_keyfile)
-        out["ssl_context"] = ctx
-    if cfg.security_protocol.startswith("SASL"):
-        out["sasl_mechanism"] = cfg.sasl_mechanism
-        out["sasl_plain_username"] = cfg.sasl_username
-        out["sasl_plain_password"] = cfg.sasl_password
-    return out
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def partition_for(key: str, partitions: int) -> int:
-    """The partition the Java client's default partitioner (murmur2) picks for ``key``."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
-async def partition_count(admin: AIOKafkaAdminClient, topic: str) -> int | None:
-    meta = await admin.describe_topics([topic])
-    for t in meta:
-        if t.get("topic") == topic and not t.get("error_code"):
-            return len(t.get("partitions", []))
-    return None
-
-
-async def ensure_topics(cfg: Config) -> dict[str, int]:
-    """Create the internal (and, when allowed, missing input/output) topics.
-
-    Returns the partition count of each topic. Internal topics that must be
-    co-partitioned with an input topic get its partition count; an existing
-    internal topic with another count is an error that names both topics.
-    """
-    t = cfg.topics
-    admin = AIOKafkaAdminClient(**client_settings(cfg.kafka))
-    try:
-        await admin.start()
-    except Exception as e:
-        raise KafkaError(
-            f"cannot reach Kafka at {','.join(cfg.kafka.bootstrap_servers)}: {e}"
-        ) from e
-    try:
-        counts: dict[str, int] = {}
-        for topic, n in (
-            (t.stock, t.input_partitions),
-            (t.orders, t.input_partitions),
-            (t.catalog, 1),
-        ):
-            have = await partition_count(admin, topic)
-            if have is None:
-                if not t.create:
-                    raise KafkaError(f"input topic {topic} does not exist (topics.create is off)")
-                await _create(admin, topic, n, t.replication_factor, {})
-                have = n
-            counts[topic] = have
-        compact = {"cleanup.policy": "compact"}
-        wanted = [
-            (t.order_lines, counts[t.stock], {}),
-            (t.holds, counts[t.stock], compact),
-            (t.sku_state, counts[t.stock], compact),
-            (t.order_state, counts[t.orders], compact),
-            (t.desired, t.desired_partitions, compact),
-            (t.acked, t.desired_partitions, compact),
-            (t.dead_letter, 1, {}),
-            (t.push_results, 3, {}),
-            (t.actions, 1, compact),
-        ]
-        for topic, n, conf in wanted:
-            have = await partition_count(admin, topic)
-            if have is None:
-                await _create(admin, topic, n, t.replication_factor, conf)
-                have = n
-            elif topic in (t.order_lines, t.holds, t.sku_state, t.order_state) and have != n:
-                raise KafkaError(
-                    f"topic {topic} has {have} partitions but must match its input topic ({n})"
-                )
-            counts[topic] = have
-        return counts
-    finally:
-        await admin.close()
-
-
-async def _create(
-    admin: AIOKafkaAdminClient, topic: str, n: int, rf: int, conf: dict[str, str]
-) -> None:
-    try:
-        await admin.create_topics([NewTopic(topic, n, rf, topic_configs=conf)])
-        log.info("topic_created", topic=topic, partitions=n, **conf)
-    except TopicAlreadyExistsError:
-        pass
-
-
-async def read_to_end(
-    consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition], batch: int = 5000
-) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """Yield every record of ``partitions`` from the beginning to their current end.
-
-    ``consumer`` must have no group (manual assignment); it is re-assigned here.
-    """
-    tps = list(partitions)
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    ends = await consumer.end_offsets(tps)
-    todo = {tp for tp in tps if ends[tp] > 0}
-    for tp in tps:
-        if tp in todo and await consumer.position(tp) >= ends[tp]:
-            todo.discard(tp)
-    while todo:
-        got = await consumer.getmany(*todo, timeout_ms=500, max_records=batch)
-        for tp, records in got.items():
-            for rec in records:
-                if rec.offset < ends[tp]:
-                    yield rec
-            if await consumer.position(tp) >= ends[tp]:
-                todo.discard(tp)
-
-
-async def at_end(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> bool:
-    """Whether the consumer's position is at the end of every given partition (bounded modes)."""
-    tps = list(partitions)
-    if not tps:
-        return False
-    try:
-        ends = await consumer.end_offsets(tps)
-    except AioKafkaError:
-        return False
-    for tp in tps:
-        if await consumer.position(tp) < ends[tp]:
-            return False
-    return True
+__all__ = [
+    "at_end",
+    "client_settings",
+    "create",
+    "dead_letter_headers",
+    "ensure_topics",
+    "partition_count",
+    "partition_for",
+    "read_to_end",
+]
 
 
 def dead_letter_headers(

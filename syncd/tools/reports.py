@@ -35,7 +35,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from syncd.config import Config
 from syncd.core.errortable import ErrorTable
 from syncd.core.skus import sku_problem, suggest_fix
-from syncd.kafka import bus
+from syncd.kafka.clients import client_settings
+from syncd.kafka.reading import read_to_end
 from syncd.tools import views
 
 __all__ = [
@@ -271,12 +272,12 @@ async def read_push_results(cfg: Config) -> list[Attempt]:
     (undecodable values are skipped)."""
     topic = cfg.topics.push_results
     n = await views.partition_count(cfg, topic)
-    consumer = AIOKafkaConsumer(**bus.client_settings(cfg.kafka), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_settings(cfg.kafka), enable_auto_commit=False)
     await consumer.start()
     out = []
     try:
         tps = [TopicPartition(topic, p) for p in range(n)]
-        async for rec in bus.read_to_end(consumer, tps):
+        async for rec in read_to_end(consumer, tps):
             if rec.value is None:
                 continue
             try:

@@ -18,14 +18,17 @@ from syncd.core import desired
 from syncd.core.catalog import Catalog, decode_listing
 from syncd.core.ledger import SkuState
 from syncd.errors import InvalidRecord, KafkaError
-from syncd.kafka import bus
+from syncd.kafka import clients
+from syncd.kafka.clients import client_settings
+from syncd.kafka.partitioning import partition_for
+from syncd.kafka.reading import read_to_end
 
 
 async def partition_count(cfg: Config, topic: str) -> int:
-    admin = AIOKafkaAdminClient(**bus.client_settings(cfg.kafka))
+    admin = AIOKafkaAdminClient(**client_settings(cfg.kafka))
     await admin.start()
     try:
-        n = await bus.partition_count(admin, topic)
+        n = await clients.partition_count(admin, topic)
     finally:
         await admin.close()
     if n is None:
@@ -35,12 +38,12 @@ async def partition_count(cfg: Config, topic: str) -> int:
 
 async def read_latest(cfg: Config, topic: str, partitions: list[int]) -> dict[bytes, bytes | None]:
     """Newest value per key over the given partitions (compacted-topic view)."""
-    consumer = AIOKafkaConsumer(**bus.client_settings(cfg.kafka), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_settings(cfg.kafka), enable_auto_commit=False)
     await consumer.start()
     try:
         latest: dict[bytes, bytes | None] = {}
         tps = [TopicPartition(topic, p) for p in partitions]
-        async for rec in bus.read_to_end(consumer, tps):
+        async for rec in read_to_end(consumer, tps):
             latest[rec.key or b""] = rec.value
         return latest
     finally:
@@ -62,7 +65,7 @@ async def load_catalog(cfg: Config) -> Catalog:
 async def inspect(cfg: Config, sku: str) -> dict[str, Any]:
     """The SKU's state and each listing's quantity, term by term."""
     n = await partition_count(cfg, cfg.topics.stock)
-    p = bus.partition_for(sku, n)
+    p = partition_for(sku, n)
     raw = (await read_latest(cfg, cfg.topics.sku_state, [p])).get(sku.encode())
     state = SkuState.from_bytes(sku, raw) if raw else SkuState(sku)
     catalog = await load_catalog(cfg)
