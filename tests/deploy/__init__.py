@@ -1,0 +1,1 @@
+"""Checks of the deployment files (Dockerfile, systemd, Kubernetes) and of the docs."""

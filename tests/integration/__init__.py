@@ -1,0 +1,1 @@
+"""Tests that need the real local Kafka broker (started by tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Tests of the marketplace sandboxes (syncd.testing.sandbox)."""
