@@ -1,11 +1,13 @@
 """The compute stage as a running service: Kafka in, Kafka out.
 
-Owns the aiokafka clients and the loop around :class:`~syncd.compute.processor.Processor`:
+:class:`ComputeStage` is a :class:`~syncd.kafka.stage.KafkaStage` (the shared consumer
+lifecycle: clients, rebalance, pause -> restore -> resume, the commit rule, bounded mode,
+health probe, metrics) over :class:`~syncd.compute.processor.Processor`:
 
-- one group consumer on the stock, order, order-lines and catalog topics
+- one group consumer on the stock, order, order-lines, holds and catalog topics
   (range assignment, so partition ``p`` of the stock and order-lines topics
   land on the same process), offsets committed only after a batch's outputs
-  and changelog records are acknowledged;
+  and changelog records are acknowledged (the write order below);
 - on every assignment the new partitions are paused, their state restored
   from the changelog topics by the main loop (the rebalance callback itself
   stays short), then resumed;
@@ -19,45 +21,38 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from syncd.compute.processor import Out, Processor
 from syncd.config import Config
 from syncd.core.catalog import Catalog, decode_listing
 from syncd.errors import InvalidRecord
-from syncd.kafka.clients import client_settings, ensure_topics
 from syncd.kafka.reading import at_end, read_to_end
+from syncd.kafka.stage import KafkaStage
 from syncd.obs import metrics
-from syncd.obs.health import StageHealth, watch_kafka
+from syncd.obs.health import StageHealth
+
+__all__ = ["ComputeService", "ComputeStage"]
 
 log = structlog.get_logger("syncd.compute.stage")
 
-_Offsets = dict[TopicPartition, OffsetAndMetadata]
+_Offsets = dict[TopicPartition, int]
+_Kind = tuple[str, int]
+"""What a restore reads: ``("sku", p)`` (``<p>.sku-state``) or ``("order", p)``."""
+
+COMMIT_INTERVAL_S = 0.2
+"""Under load the writer commits at most this often; when its queue is empty, at once."""
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, svc: ComputeService) -> None:
-        self.svc = svc
+class ComputeStage(KafkaStage[_Kind]):
+    """The compute stage; see the module docstring."""
 
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        # Waits for the batch being processed and the (at most two) batches being written:
-        # tens of milliseconds, so the callback stays short.
-        async with self.svc.lock:
-            await self.svc.drain()
-            self.svc.revoke(list(revoked))
+    name: ClassVar[str] = "compute"
 
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.svc.assign(list(assigned))
-
-
-class ComputeService:
     def __init__(
         self,
         cfg: Config,
@@ -66,22 +61,18 @@ class ComputeService:
         max_events: int | None = None,
         health: StageHealth | None = None,
     ) -> None:
-        self.cfg = cfg
-        self.health = health or StageHealth("compute")
-        self.until_caught_up = until_caught_up
+        super().__init__(cfg, until_caught_up=until_caught_up, health=health)
         self.max_events = max_events
-        self.lock = asyncio.Lock()
         self.catalog = Catalog()
         self.counts: Counter[tuple[str, str]] = Counter()
         self.events = 0
         self.restore_seconds = 0.0
         self.busy_seconds = 0.0
         """Wall time from the first non-empty batch to the end of the last one."""
-        self._stop = asyncio.Event()
-        self._to_restore: set[tuple[str, int]] = set()
         self._dirty: set[str] = set()
         self._catalog_ready = asyncio.Event()
         self._catalog_tps: list[TopicPartition] = []
+        self._catalog_task: asyncio.Task[None] | None = None
         self.processor: Processor | None = None
         # Batch N is written while batch N+1 is processed; one writer keeps the order
         # outputs -> changelog -> commit per batch, so a crash loses nothing (see processor).
@@ -90,12 +81,11 @@ class ComputeService:
         )
         self._writer: asyncio.Task[None] | None = None
         self._uncommitted: _Offsets = {}
-        self._committed_at = 0.0
 
     def request_stop(self) -> None:
         """Stop fetching; the batches in hand are written and committed, then the consumer
         leaves the group (:meth:`run` returns)."""
-        self._stop.set()
+        super().request_stop()
         self._catalog_ready.set()  # a stop need not wait for the catalog
 
     def use_rules(self, cfg: Config) -> None:
@@ -106,93 +96,11 @@ class ComputeService:
             self.processor.use_rules(cfg)
             self._dirty |= {s for s in self.catalog.skus() if self.processor.owns_sku(s)}
 
-    # -- rebalance -------------------------------------------------------------
-    def _kinds(self, tp: TopicPartition) -> tuple[str, int] | None:
-        t = self.cfg.topics
-        if tp.topic in (t.stock, t.order_lines, t.holds):
-            return ("sku", tp.partition)
-        if tp.topic == t.orders:
-            return ("order", tp.partition)
-        return None
-
-    def assign(self, assigned: Sequence[TopicPartition]) -> None:
-        stateful = [tp for tp in assigned if self._kinds(tp) is not None]
-        if stateful:
-            self.consumer.pause(*stateful)
-        for tp in stateful:
-            kind = self._kinds(tp)
-            assert kind is not None
-            self._to_restore.add(kind)
-        self.health.assigned = True
-        self.health.restoring = self.health.restoring or bool(stateful)
-        log.info(
-            "partitions_assigned", partitions=[f"{tp.topic}/{tp.partition}" for tp in assigned]
-        )
-
-    def revoke(self, revoked: Sequence[TopicPartition]) -> None:
-        assert self.processor is not None
-        for tp in revoked:
-            kind = self._kinds(tp)
-            if kind is not None:
-                self.processor.drop(*kind)
-                self._to_restore.discard(kind)
-        self.health.assigned = False
-        log.info("partitions_revoked", partitions=[f"{tp.topic}/{tp.partition}" for tp in revoked])
-
-    # -- lifecycle ---------------------------------------------------------------
     async def run(self) -> Counter[tuple[str, str]]:
-        cfg = self.cfg
-        t = cfg.topics
-        counts = await ensure_topics(cfg)
-        self.processor = Processor(cfg, self.catalog, counts[t.stock])
-        settings = client_settings(cfg.kafka)
-        self.producer = AIOKafkaProducer(
-            **settings, acks="all", linger_ms=5, max_batch_size=262144, max_request_size=4194304
-        )
-        self.restorer = AIOKafkaConsumer(**settings, enable_auto_commit=False, fetch_max_wait_ms=50)
-        self.catalog_reader = AIOKafkaConsumer(**settings, enable_auto_commit=False)
-        self.consumer = AIOKafkaConsumer(
-            **settings,
-            group_id=cfg.kafka.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            # One fetch is in flight per broker; a long poll delays partitions that just got
-            # data (the order-lines hop waits on it twice), so keep it short.
-            fetch_max_wait_ms=50,
-            # aiokafka prefetches every assigned partition; the default 1 MiB per partition
-            # keeps that buffer (and peak RSS) bounded.
-        )
-        self._catalog_tps = [TopicPartition(t.catalog, p) for p in range(counts[t.catalog])]
-        await self.producer.start()
-        await self.restorer.start()
-        await self.catalog_reader.start()
-        catalog_task = asyncio.create_task(self._read_catalog(), name="catalog-reader")
-        self._writer = asyncio.create_task(self._write_jobs(), name="batch-writer")
-        probe: asyncio.Task[None] | None = None
-        metrics.watch(self)  # consumer lag at every scrape
+        """Run until stopped (or, in a bounded mode, done); returns the outcome counts."""
         try:
-            self.consumer.subscribe(
-                [t.stock, t.orders, t.order_lines, t.holds, t.catalog],
-                listener=_Rebalance(self),
-            )
-            await self.consumer.start()
-            probe = asyncio.create_task(watch_kafka(self.health, self.consumer), name="probe")
-            await self._loop()
-            await self.drain()
+            await self.run_stage()
         finally:
-            metrics.unwatch(self)
-            catalog_task.cancel()
-            self._writer.cancel()
-            tasks = [catalog_task, self._writer]
-            if probe is not None:
-                probe.cancel()
-                tasks.append(probe)
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self.consumer.stop()  # leaves the group
-            await self.catalog_reader.stop()
-            await self.restorer.stop()
-            await self.producer.stop()
             log.info(
                 "compute_stopped",
                 events=self.events,
@@ -202,14 +110,87 @@ class ComputeService:
             )
         return self.counts
 
+    # -- what KafkaStage asks ------------------------------------------------------------
+    def group_id(self) -> str:
+        return self.cfg.kafka.group_id
+
+    def topics(self) -> list[str]:
+        t = self.cfg.topics
+        return [t.stock, t.orders, t.order_lines, t.holds, t.catalog]
+
+    def restore_key(self, tp: TopicPartition) -> _Kind | None:
+        t = self.cfg.topics
+        if tp.topic in (t.stock, t.order_lines, t.holds):
+            return ("sku", tp.partition)
+        if tp.topic == t.orders:
+            return ("order", tp.partition)
+        return None
+
+    def resume_of(self, key: _Kind) -> list[TopicPartition]:
+        t = self.cfg.topics
+        kind, p = key
+        topics = (t.stock, t.order_lines, t.holds) if kind == "sku" else (t.orders,)
+        return [TopicPartition(topic, p) for topic in topics]
+
+    def describe(self, tps: Sequence[TopicPartition]) -> dict[str, Any]:
+        return {"partitions": [f"{tp.topic}/{tp.partition}" for tp in tps]}
+
+    def producer_settings(self) -> dict[str, Any]:
+        return {
+            "acks": "all",
+            "linger_ms": 5,
+            "max_batch_size": 262144,
+            "max_request_size": 4194304,
+        }
+
+    async def prepare(self, partitions: Mapping[str, int]) -> None:
+        t = self.cfg.topics
+        self.processor = Processor(self.cfg, self.catalog, partitions[t.stock])
+        self._catalog_tps = [TopicPartition(t.catalog, p) for p in range(partitions[t.catalog])]
+
+    async def opened(self, settings: Mapping[str, Any]) -> None:
+        self.catalog_reader = AIOKafkaConsumer(**settings, enable_auto_commit=False)
+        await self.catalog_reader.start()
+        self._catalog_task = asyncio.create_task(self._read_catalog(), name="catalog-reader")
+        self._writer = asyncio.create_task(self._write_jobs(), name="batch-writer")
+
+    async def closing(self, failed: bool) -> None:
+        tasks = [t for t in (self._catalog_task, self._writer) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def closed(self) -> None:
+        await self.catalog_reader.stop()
+
+    async def release(self, revoked: Sequence[TopicPartition]) -> None:
+        # Waits for the batch being processed (the lock) and the (at most two) batches being
+        # written: tens of milliseconds, so the callback stays short.
+        await self.drain()
+        assert self.processor is not None
+        for tp in revoked:
+            kind = self.restore_key(tp)
+            if kind is not None:
+                self.processor.drop(*kind)
+
+    async def settled(self) -> bool:
+        return await self.drain() and not self._dirty
+
+    async def at_end(self) -> bool:
+        return await super().at_end() and await at_end(self.catalog_reader, self._catalog_tps)
+
+    # -- the loop ------------------------------------------------------------------------
+    async def serve(self) -> None:
+        await self._loop()
+        await self.drain()
+
     async def _loop(self) -> None:
         assert self.processor is not None
         await self._catalog_ready.wait()
         next_sweep = time.monotonic() + 60
         first_batch: float | None = None
-        while not self._stop.is_set():
-            await self._restore_pending()
-            self.health.restoring = bool(self._to_restore)  # the catalog is loaded too
+        while not self.stopping:
+            await self.restore_pending()  # the catalog is loaded too
             limit = self.cfg.compute.batch_max_records
             batch = await self.consumer.getmany(timeout_ms=200, max_records=limit)
             records = [r for recs in batch.values() for r in recs]
@@ -222,7 +203,7 @@ class ComputeService:
                     tombstones = self.processor.sweep_step(self.cfg.compute.retention_ms, limit)
                 if tombstones:
                     await self._submit([], tombstones, {})
-                if self.until_caught_up and await self.drain() and await self._caught_up():
+                if self.until_caught_up and await self.done():
                     log.info("caught_up", events=self.events)
                     return
                 continue
@@ -230,7 +211,7 @@ class ComputeService:
                 first_batch = time.monotonic()
             async with self.lock:
                 res = self.processor.process(records, dirty)
-            offsets = {tp: OffsetAndMetadata(recs[-1].offset + 1, "") for tp, recs in batch.items()}
+            offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
             await self._submit(res.outputs, res.changelog, offsets)
             self.busy_seconds = time.monotonic() - first_batch
             self.counts.update(res.counts)
@@ -275,10 +256,9 @@ class ComputeService:
                     await asyncio.gather(*written)
                 self._uncommitted.update(offsets)
                 # Under load, commit at most every 200 ms; when the queue is empty, at once.
-                if self._jobs.empty() or time.monotonic() - self._committed_at >= 0.2:
-                    await self._commit(self._uncommitted)
+                if self.commit_due(COMMIT_INTERVAL_S, idle=self._jobs.empty()):
+                    await self.commit(self._uncommitted)
                     self._uncommitted = {}
-                    self._committed_at = time.monotonic()
             finally:
                 self._jobs.task_done()
 
@@ -302,23 +282,11 @@ class ComputeService:
             futures.append(await self.producer.send_batch(batch, topic, partition=partition))
         return futures
 
-    async def _commit(self, offsets: _Offsets) -> None:
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as e:
-            # A rebalance took the partitions; the next owner replays the batch and the
-            # changelog's replay guards make that a no-op.
-            log.warning("commit_failed", error=type(e).__name__)
-
-    async def _restore_pending(self) -> None:
-        """Restore every pending partition's state from its changelog in one read."""
+    async def restore(self, pending: set[_Kind]) -> None:
+        """Restore every pending partition's state from its changelog in one read (the
+        partitions are resumed after this returns)."""
         assert self.processor is not None
         t = self.cfg.topics
-        if not self._to_restore:
-            return
-        pending, self._to_restore = self._to_restore, set()
         changelog = {"sku": t.sku_state, "order": t.order_state}
         kind_of = {changelog[k]: k for k in changelog}
         states: dict[tuple[str, int], dict[str, bytes]] = {kp: {} for kp in pending}
@@ -335,12 +303,8 @@ class ComputeService:
         took = time.monotonic() - started
         self.restore_seconds += took
         metrics.restored("compute", took)
-        mine = self.consumer.assignment()
         for (kind, p), state in states.items():
             self.processor.adopt(kind, p, state)
-            topics = (t.stock, t.order_lines, t.holds) if kind == "sku" else (t.orders,)
-            resume = [TopicPartition(topic, p) for topic in topics]
-            self.consumer.resume(*[tp for tp in resume if tp in mine])
         # Listings may have changed while nobody owned these partitions.
         self._dirty |= {s for s in self.catalog.skus() if self.processor.owns_sku(s)}
         log.info(
@@ -348,13 +312,6 @@ class ComputeService:
             partitions=sorted(f"{changelog[k]}/{p}" for k, p in pending),
             keys=sum(len(s) for s in states.values()),
             seconds=round(took, 3),
-        )
-
-    async def _caught_up(self) -> bool:
-        if self._to_restore or self._dirty:
-            return False
-        return await at_end(self.consumer, self.consumer.assignment()) and await at_end(
-            self.catalog_reader, self._catalog_tps
         )
 
     async def _read_catalog(self) -> None:
@@ -385,3 +342,7 @@ class ComputeService:
 
 def _flat(counts: Counter[tuple[str, str]]) -> dict[str, int]:
     return {f"{kind}_{outcome}": n for (kind, outcome), n in sorted(counts.items())}
+
+
+ComputeService = ComputeStage
+"""The former name, kept while callers move (the daemon in syncd/cli.py, tests, bench)."""

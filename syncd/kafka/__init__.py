@@ -1,2 +1,3 @@
-"""aiokafka glue shared by both stages: client settings, topics, partitioning, reading
-to the end, dead-letter headers."""
+"""aiokafka glue shared by both stages: client settings and topics (clients), partitioning
+(partitioning), reading to the end (reading), and the one consumer lifecycle with its commit
+rule (stage)."""
