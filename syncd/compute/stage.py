@@ -282,7 +282,7 @@ class ComputeStage(KafkaStage[_Kind]):
             futures.append(await self.producer.send_batch(batch, topic, partition=partition))
         return futures
 
-    async def restore(self, pending: set[_Kind]) -> None:
+    async def restore_state(self, pending: set[_Kind]) -> None:
         """Restore every pending partition's state from its changelog in one read (the
         partitions are resumed after this returns)."""
         assert self.processor is not None

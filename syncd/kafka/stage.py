@@ -14,7 +14,7 @@ same life around them, written once here:
   need state and notes them: the callback never waits on I/O;
 - **pause -> restore -> resume**: the stage's main loop calls
   :meth:`~KafkaStage.restore_pending`, which restores every noted key in one
-  read (the stage's :meth:`~KafkaStage.restore`) and resumes the partitions it
+  read (the stage's :meth:`~KafkaStage.restore_state`) and resumes the partitions it
   freed that are still assigned;
 - **the commit rule** (:meth:`~KafkaStage.commit`): a stage commits only offsets
   whose records are done with (compute: outputs and changelog acknowledged;
@@ -118,7 +118,7 @@ class KafkaStage(abc.ABC, Generic[K]):
         """The input partitions a restored ``key`` frees."""
 
     @abc.abstractmethod
-    async def restore(self, pending: set[K]) -> None:
+    async def restore_state(self, pending: set[K]) -> None:
         """Read the state of every key in ``pending`` (with :attr:`restorer`) and take it."""
 
     @abc.abstractmethod
@@ -259,13 +259,17 @@ class KafkaStage(abc.ABC, Generic[K]):
         """Restore every pending key in one read, then resume the partitions still ours."""
         if self._to_restore:
             pending, self._to_restore = self._to_restore, set()
-            await self.restore(pending)
+            await self.restore_state(pending)
             mine = self.consumer.assignment()
             resume = [tp for key in pending for tp in self.resume_of(key)]
             self.consumer.resume(*[tp for tp in resume if tp in mine])
         self.health.restoring = bool(self._to_restore)
 
     # -- the commit rule ----------------------------------------------------------------
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The offset this stage last committed for ``tp`` while it owns it (None: none)."""
+        return self._committed.get(tp)
 
     def commit_due(self, interval_s: float, *, idle: bool = False) -> bool:
         """Whether to commit now: when idle at once, under load at most every ``interval_s``."""

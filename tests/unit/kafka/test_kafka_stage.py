@@ -80,7 +80,7 @@ class Toy(KafkaStage[int]):
     def resume_of(self, key: int) -> list[TopicPartition]:
         return [tp(key)]
 
-    async def restore(self, pending: set[int]) -> None:
+    async def restore_state(self, pending: set[int]) -> None:
         self.restored.append(set(pending))
 
     def describe(self, tps: Sequence[TopicPartition]) -> dict[str, Any]:
@@ -136,6 +136,7 @@ async def test_commit_only_moves_forward_and_survives_every_kafka_error() -> Non
     s.fake.fail_with = None
     assert await s.commit({tp(0): 9})  # the failed offset is committed next time
     assert s.fake.commits[-1] == {tp(0): 9}
+    assert s.committed(tp(0)) == 9 and s.committed(tp(3)) is None
     assert all(issubclass(e, Exception) for e in COMMIT_ERRORS)
 
 
@@ -144,6 +145,7 @@ async def test_commit_after_revoke_starts_afresh() -> None:
     await s.commit({tp(0): 10})
     async with s.lock:
         await s.revoke([tp(0)])
+    assert s.committed(tp(0)) is None
     assert await s.commit({tp(0): 7})  # another owner may have moved it; ours now counts
     assert s.fake.commits[-1] == {tp(0): 7}
 
