@@ -32,8 +32,10 @@ import structlog
 
 from syncd import contract
 from syncd.config import Config
+from syncd.contract import decode_listing
+from syncd.contract.deadletter import dead_letter_headers
 from syncd.core import desired, orders
-from syncd.core.catalog import Catalog, decode_listing
+from syncd.core.catalog import Catalog
 from syncd.core.events import (
     ListingLinked,
     ListingTombstone,
@@ -44,10 +46,11 @@ from syncd.core.events import (
     StockAdjusted,
     StockSnapshot,
 )
+from syncd.core.keys import account_of
 from syncd.core.ledger import SkuState
 from syncd.core.orders import OrderState, SkuOrderView
 from syncd.errors import InvalidRecord
-from syncd.kafka.bus import dead_letter_headers, partition_for
+from syncd.kafka.partitioning import partition_for
 
 log = structlog.get_logger("syncd.compute")
 
@@ -126,12 +129,12 @@ class Processor:
         self.order_clock: dict[int, int] = {}
         """Order partition -> newest order event time seen (the retention clock)."""
         self._sweep: list[tuple[int, str]] = []
-        self._rules = desired.RulesCache(cfg)
+        self._rules = desired.RulesCache(cfg.rule_layers())
 
     def use_rules(self, cfg: Config) -> None:
         """Take the rule layers of a reloaded configuration (SIGHUP)."""
         self.cfg = cfg
-        self._rules = desired.RulesCache(cfg)
+        self._rules = desired.RulesCache(cfg.rule_layers())
 
     # -- ownership -----------------------------------------------------------
     def owns_sku(self, sku: str) -> bool:
@@ -305,7 +308,11 @@ class Processor:
         listings = self.catalog.listings_for(state.sku)
         live = {lst.key for lst in listings}
         t = self.cfg.topics
-        for lq in desired.for_sku(state, listings, self.cfg, self._rules):
+        c = self.cfg.compute
+        quantities = desired.for_sku(
+            state, listings, self._rules, bucket_ms=c.bucket_ms, window_ms=c.window_ms
+        )
+        for lq in quantities:
             lst = lq.listing
             qty = lq.quantity.sent
             if state.emitted.get(lst.key) == qty:
@@ -328,8 +335,9 @@ class Processor:
             res.counts["desired", "changed"] += 1
         for key in [k for k in state.emitted if k not in live]:
             del state.emitted[key]
-            account = key.split("/", 1)[0]
-            res.outputs.append(Out(t.desired, self._desired_partition(account), key.encode(), None))
+            res.outputs.append(
+                Out(t.desired, self._desired_partition(account_of(key)), key.encode(), None)
+            )
             res.counts["desired", "unlinked"] += 1
 
     def _desired_partition(self, account: str) -> int:

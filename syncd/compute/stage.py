@@ -29,7 +29,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from syncd.compute.processor import Out, Processor
 from syncd.config import Config
-from syncd.core.catalog import Catalog, decode_listing
+from syncd.contract import decode_listing
+from syncd.core.catalog import Catalog
 from syncd.errors import InvalidRecord
 from syncd.kafka.reading import at_end, read_to_end
 from syncd.kafka.stage import KafkaStage

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.core.events import PLATFORMS
-from syncd.core.policy import RuleError, Rules, parse_layer
+from syncd.core.policy import RuleError, RuleLayers, Rules, parse_layer
 from syncd.core.skus import sku_problem
 from syncd.errors import ConfigError
 
@@ -176,14 +176,14 @@ class Config:
     publish: PublishConfig = PublishConfig()
     admin: AdminConfig = AdminConfig()
 
+    def rule_layers(self) -> RuleLayers:
+        """The configured rule layers (global, channel account, SKU) for the pure core."""
+        accounts = {account: ch.policy for account, ch in self.channels.items()}
+        return RuleLayers(self.policy, accounts, self.skus)
+
     def rules_for(self, account: str, sku: str, listing_rules: Mapping[str, Any] | None) -> Rules:
         """Merge the rule layers: global, channel account, SKU, listing."""
-        rules = self.policy
-        ch = self.channels.get(account)
-        if ch is not None:
-            rules = rules.merged(ch.policy)
-        rules = rules.merged(self.skus.get(sku))
-        return rules.merged(listing_rules)
+        return self.rule_layers().rules_for(account, sku, listing_rules)
 
 
 # -- loading ------------------------------------------------------------------

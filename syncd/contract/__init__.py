@@ -6,11 +6,17 @@ Owns the mapping from Kafka records of the three input topics to the dataclasses
 - the JSON Schemas shipped in ``syncd/contract/schemas`` (one per event type) are the validator:
   they are loaded from the package once, at import, and compiled with fastjsonschema;
 - what the schemas cannot say is checked here: times are RFC 3339 with an offset (JSON
-  Schema ``format`` checks are optional and lax) and become epoch milliseconds, and record
-  keys match the event (per-SKU and per-order state needs every event of one SKU / order
-  in one partition);
+  Schema ``format`` checks are optional and lax) and become epoch milliseconds
+  (:mod:`.times`), and record keys match the event (per-SKU and per-order state needs
+  every event of one SKU / order in one partition);
 - every rejection is an :class:`~syncd.errors.InvalidRecord` with one of the stable
-  :data:`REASON_CODES` and a reason a person can act on (field path, value, expectation).
+  :data:`REASON_CODES` and a reason a person can act on (field path, value, expectation);
+  schema failures are mapped to those by :mod:`.schema_errors`;
+- a catalog record's ``rules`` are checked against the policy's rule keys
+  (:func:`decode_listing`).
+
+The dead-letter record headers (where a rejected record came from, and why) are in
+:mod:`.deadletter`.
 
 Pure: no asyncio, no Kafka, no network; the only I/O is reading the package's schema
 files at import. The hot path per record is one ``orjson.loads``, one compiled-schema
@@ -19,17 +25,19 @@ call and a few checks.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any, Final, TypeVar
 
 import fastjsonschema
 import orjson
 
+from syncd.contract.quoting import kind, show, show_key
+from syncd.contract.schema_errors import schema_error
+from syncd.contract.times import parse_time, to_ms
 from syncd.core.events import (
     PLATFORMS,
+    CatalogEvent,
     ListingLinked,
     ListingTombstone,
     ListingUnlinked,
@@ -40,7 +48,8 @@ from syncd.core.events import (
     StockAdjusted,
     StockSnapshot,
 )
-from syncd.core.skus import SKU_PATTERN, sku_problem
+from syncd.core.keys import listing_key, listing_ref
+from syncd.core.policy import RuleError, parse_layer
 from syncd.errors import InvalidRecord
 
 __all__ = [
@@ -48,6 +57,7 @@ __all__ = [
     "EVENT_TYPES",
     "REASON_CODES",
     "decode_catalog",
+    "decode_listing",
     "decode_order",
     "decode_stock",
     "listing_ref",
@@ -86,222 +96,12 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = {
 CHANNEL_PATTERN: Final = "^(" + "|".join(PLATFORMS) + "):.+$"
 """A listing's ``channel``: ``<platform>:<account name>``; the schemas use this pattern."""
 
-_TIME_EXAMPLE = "2026-11-23T10:00:00.123Z"
-_SHOW_MAX = 80
-"""Values quoted in reasons are cut to about this many characters."""
-
-# --------------------------------------------------------------------------- times
-
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
-    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
-)
-_NAIVE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?")
-_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_EPOCH_DAY: Final = date(1970, 1, 1).toordinal()
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS: Final = timedelta(milliseconds=1)
-
-
-def _time_error(s: str, field: str | None, why: str) -> InvalidRecord:
-    where = f"{field} is " if field else ""
-    return InvalidRecord(
-        "bad_timestamp",
-        f"{where}{_show(s)}: {why}; expected an RFC 3339 time with an offset, e.g. {_TIME_EXAMPLE}",
-        field=field,
-    )
-
-
-def _to_ms(s: str, field: str | None) -> int:
-    """``s`` as epoch ms, or InvalidRecord ``bad_timestamp`` naming ``field``."""
-    if _RFC3339.fullmatch(s) is not None:
-        try:  # the common case, in C; lower-case 'z', leap seconds, errors: below
-            return (datetime.fromisoformat(s) - _EPOCH) // _ONE_MS
-        except ValueError:
-            pass
-    return _to_ms_exact(s, field)
-
-
-def _to_ms_exact(s: str, field: str | None) -> int:
-    m = _RFC3339.fullmatch(s)
-    if m is None:
-        if _RFC3339.fullmatch(s[:10] + "T" + s[11:]) and s[10:11] == " ":
-            why = "the date and the time are separated by a space; use 'T'"
-        elif _NAIVE.fullmatch(s):
-            why = "it has no offset (add 'Z' for UTC or the local offset such as '+07:00')"
-        elif _DATE_ONLY.fullmatch(s):
-            why = "it is a date without a time of day"
-        else:
-            why = "it is not an RFC 3339 date-time"
-        raise _time_error(s, field, why)
-    y, mo, d, h, mi, sec, frac, sign, oh, om = m.groups()
-    try:
-        day = date(int(y), int(mo), int(d)).toordinal()
-    except ValueError as e:
-        raise _time_error(s, field, f"not a real date ({e})") from None
-    hh, mm, ss = int(h), int(mi), int(sec)
-    if hh > 23 or mm > 59 or ss > 60:
-        raise _time_error(s, field, "the time of day is out of range")
-    if ss == 60:  # a leap second: the last millisecond of its minute
-        ss, frac = 59, "999"
-    ms = ((day - _EPOCH_DAY) * 86400 + hh * 3600 + mm * 60 + ss) * 1000
-    if frac:
-        ms += int(frac[:3]) * (1, 100, 10, 1)[min(len(frac), 3)]
-    if sign:
-        ohh, omm = int(oh), int(om)
-        if ohh > 23 or omm > 59:
-            raise _time_error(s, field, "the offset is out of range")
-        offset = (ohh * 60 + omm) * 60_000
-        ms = ms - offset if sign == "+" else ms + offset
-    return ms
-
-
-def parse_time(s: str) -> int:
-    """An RFC 3339 date-time with an offset, as Unix epoch milliseconds (UTC).
-
-    Fractions beyond milliseconds are truncated; ``T``/``Z`` may be lower case; a leap
-    second (``:60``) is read as the last millisecond of its minute. A time without an
-    offset, a malformed or an impossible time raises InvalidRecord ``bad_timestamp``.
-    """
-    if not isinstance(s, str):
-        raise _time_error(str(s), None, f"it is {_kind(s)}, not a string")
-    return _to_ms(s, None)
-
-
 # ------------------------------------------------------------------------- helpers
-
-
-def listing_ref(listing: dict[str, Any]) -> str:
-    """The canonical text of a listing identifier: JSON with sorted keys, no spaces."""
-    return orjson.dumps(listing, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _show(value: object) -> str:
-    """A value as JSON text for a reason, cut to about ``_SHOW_MAX`` characters."""
-    try:
-        text = orjson.dumps(value).decode()
-    except TypeError:  # orjson.JSONEncodeError: nested deeper than orjson writes
-        return "a deeply nested value"
-    if len(text) > _SHOW_MAX:
-        return text[: _SHOW_MAX - 3] + "..."
-    return text
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _show_key(key: bytes) -> str:
-    try:
-        return repr(key.decode())
-    except UnicodeDecodeError:
-        return f"{key[:_SHOW_MAX]!r} (not UTF-8)"
-
-
-_TYPE_WORDS: Final = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "object": "an object",
-    "array": "an array",
-    "boolean": "a boolean",
-    "null": "null",
-}
-
-
-def _expected_type(definition: Mapping[str, Any]) -> str:
-    types = definition.get("type", ())
-    words = " or ".join(
-        _TYPE_WORDS.get(t, t) for t in ([types] if isinstance(types, str) else types)
-    )
-    if definition.get("format") == "date-time":
-        words += f" (an RFC 3339 time with an offset, e.g. {_TIME_EXAMPLE})"
-    return words
-
-
-def _path(name: str) -> str:
-    """fastjsonschema's ``data.lines[1].qty`` -> ``lines[1].qty`` (the root is ``""``)."""
-    return name[5:] if name.startswith("data.") else ("" if name == "data" else name)
-
-
-def _schema_error(event_type: str, e: Any) -> InvalidRecord:
-    """Map a fastjsonschema error (its rule, path, value and definition) to a reason code."""
-    rule: str = e.rule
-    path = _path(e.name)
-    value = e.value
-    d: Mapping[str, Any] = e.definition if isinstance(e.definition, Mapping) else {}
-    if rule == "required":
-        required = list(d.get("required", ()))
-        present = value if isinstance(value, dict) else {}
-        missing = [f"{path}.{f}" if path else f for f in required if f not in present]
-        needs = f"{path} needs" if path else f"a {event_type} event needs"
-        plural = "s" if len(missing) > 1 else ""
-        return InvalidRecord(
-            "missing_field",
-            f"missing required field{plural} {', '.join(missing)}; {needs} {', '.join(required)}",
-            field=missing[0] if missing else path,
-        )
-    where = path or "the value"
-    if rule == "type":
-        return InvalidRecord(
-            "wrong_type",
-            f"{where} is {_show(value)} ({_kind(value)}); expected {_expected_type(d)}",
-            field=path,
-        )
-    if rule == "pattern":
-        pattern = d.get("pattern")
-        if pattern == SKU_PATTERN and isinstance(value, str):
-            problem = sku_problem(value) or f"SKU {value!r} is not a valid SKU"
-            return InvalidRecord("bad_sku", f"{where}: {problem}", field=path)
-        if pattern == CHANNEL_PATTERN:
-            expected = f"'<platform>:<account name>' with platform one of {', '.join(PLATFORMS)}"
-        else:
-            expected = f"a string matching {pattern}"
-        return InvalidRecord(
-            "invalid_value", f"{where} is {_show(value)}; expected {expected}", field=path
-        )
-    number = "an integer" if d.get("type") == "integer" else "a number"
-    optional = " (or leave the optional field out)" if "null" in d.get("type", ()) else ""
-    if rule == "minimum":
-        expected = f"{number} >= {d['minimum']}"
-    elif rule == "exclusiveMinimum":
-        expected = f"{number} > {d['exclusiveMinimum']}"
-    elif rule == "not" and d.get("not") == {"const": 0}:
-        expected = f"{number} other than 0"
-    elif rule == "minLength" and d["minLength"] == 1:
-        expected = f"a non-empty string{optional}"
-    elif rule == "minLength":
-        expected = f"at least {d['minLength']} characters"
-    elif rule == "maxLength":
-        length = len(value) if isinstance(value, str) else "?"
-        expected = f"at most {d['maxLength']} characters (it has {length})"
-    elif rule == "minItems":
-        expected = f"a non-empty list{optional}"
-    elif rule == "minProperties":
-        expected = "a non-empty object"
-    else:
-        msg: str = e.message
-        expected = msg[5:] if msg.startswith("data") else msg
-    return InvalidRecord(
-        "invalid_value", f"{where} is {_show(value)}; expected {expected}", field=path
-    )
 
 
 def _key_mismatch(key: bytes | None, topic: str, field: str, value: str) -> InvalidRecord:
     noun = "SKU" if field == "sku" else "order"
-    got = "the record has no key" if key is None else f"the record key is {_show_key(key)}"
+    got = "the record has no key" if key is None else f"the record key is {show_key(key)}"
     return InvalidRecord(
         "key_mismatch",
         f"{got} but {field} is {value!r}; {topic} records must be keyed by the {field} "
@@ -359,7 +159,7 @@ def _stock_snapshot(d: dict[str, Any], key: bytes | None) -> StockSnapshot:
         sku,
         d["warehouse"],
         on_hand if on_hand.__class__ is int else int(on_hand),
-        _to_ms(d["as_of"], "as_of"),
+        to_ms(d["as_of"], "as_of"),
     )
     _check_stock_key(key, sku)
     return ev
@@ -373,7 +173,7 @@ def _stock_adjusted(d: dict[str, Any], key: bytes | None) -> StockAdjusted:
         sku,
         d["warehouse"],
         delta if delta.__class__ is int else int(delta),
-        _to_ms(d["as_of"], "as_of"),
+        to_ms(d["as_of"], "as_of"),
         d.get("reason"),
     )
     _check_stock_key(key, sku)
@@ -391,7 +191,7 @@ def _order_placed(d: dict[str, Any], key: bytes | None) -> OrderPlaced:
         d["event_id"],
         order_id,
         d["channel"],
-        _to_ms(d["placed_at"], "placed_at"),
+        to_ms(d["placed_at"], "placed_at"),
         _lines(d["lines"]),
     )
     _check_order_key(key, order_id)
@@ -412,7 +212,7 @@ def _order_closing(
         ev = cls(
             d["event_id"],
             order_id,
-            _to_ms(d[at_field], at_field),
+            to_ms(d[at_field], at_field),
             None if lines is None else _lines(lines),
         )
         _check_order_key(key, order_id)
@@ -435,9 +235,9 @@ def _listing_ref_of(d: dict[str, Any]) -> str:
 
 
 def _check_catalog_key(key: bytes | None, channel: str) -> None:
-    prefix = channel.encode() + b"/"
+    prefix = listing_key(channel, "").encode()
     if key is None or not key.startswith(prefix):
-        got = "the record has no key" if key is None else f"the record key is {_show_key(key)}"
+        got = "the record has no key" if key is None else f"the record key is {show_key(key)}"
         raise InvalidRecord(
             "key_mismatch",
             f"{got} but channel is {channel!r}; catalog records must be keyed "
@@ -504,9 +304,7 @@ def _parse(value: bytes | None, max_bytes: int, topic: str) -> dict[str, Any]:
     except orjson.JSONDecodeError as e:
         raise InvalidRecord("not_json", f"value is not UTF-8 JSON: {e}") from None
     if not isinstance(d, dict):
-        raise InvalidRecord(
-            "not_object", f"value is {_kind(d)} ({_show(d)}); expected a JSON object"
-        )
+        raise InvalidRecord("not_object", f"value is {kind(d)} ({show(d)}); expected a JSON object")
     return d
 
 
@@ -519,7 +317,7 @@ def _decode(table: _Table[T], topic: str, key: bytes | None, d: dict[str, Any]) 
     try:
         validate(d)
     except fastjsonschema.JsonSchemaValueException as e:
-        raise _schema_error(str(event_type), e) from None
+        raise schema_error(str(event_type), e, channel_pattern=CHANNEL_PATTERN) from None
     return build(d, key)
 
 
@@ -528,14 +326,14 @@ def _unknown_type(topic: str, event_type: object, present: bool) -> InvalidRecor
     if not present:
         reason = f"the value has no 'type' field; {expected}"
     elif not isinstance(event_type, str):
-        reason = f"type is {_show(event_type)} ({_kind(event_type)}); {expected}"
+        reason = f"type is {show(event_type)} ({kind(event_type)}); {expected}"
     elif event_type in _TOPIC_OF:
         reason = (
-            f"type {_show(event_type)} belongs on the {_TOPIC_OF[event_type]} topic, "
+            f"type {show(event_type)} belongs on the {_TOPIC_OF[event_type]} topic, "
             f"not the {topic} topic; {expected}"
         )
     else:
-        reason = f"type {_show(event_type)} is not a {topic} event type; {expected}"
+        reason = f"type {show(event_type)} is not a {topic} event type; {expected}"
     return InvalidRecord("unknown_type", reason, field="type")
 
 
@@ -571,6 +369,19 @@ def decode_catalog(
             return ListingTombstone(key.decode())
         except UnicodeDecodeError:
             raise InvalidRecord(
-                "key_mismatch", f"the tombstone's key {_show_key(key)} is not UTF-8"
+                "key_mismatch", f"the tombstone's key {show_key(key)} is not UTF-8"
             ) from None
     return _decode(_CATALOG, "catalog", key, _parse(value, max_bytes, "catalog"))
+
+
+def decode_listing(key: bytes | None, value: bytes | None, *, max_bytes: int) -> CatalogEvent:
+    """Decode a catalog record and check its ``rules``; raises InvalidRecord."""
+    ev = decode_catalog(key, value, max_bytes=max_bytes)
+    if isinstance(ev, ListingLinked) and ev.rules:
+        try:
+            parse_layer(ev.rules)
+        except RuleError as e:
+            raise InvalidRecord(
+                "invalid_value", f"rules.{e.key}: {e.reason}", field=f"rules.{e.key}"
+            ) from None
+    return ev

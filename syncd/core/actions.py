@@ -25,12 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from syncd.core.errortable import Decision
+from syncd.core.keys import action_id
 
 State = Literal["open", "resolved"]
-
-
-def action_id(account: str, action: str) -> str:
-    return f"{account}/{action}"
 
 
 @dataclass(slots=True)

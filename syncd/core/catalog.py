@@ -14,10 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from syncd import contract
 from syncd.core.events import CatalogEvent, ListingLinked, ListingTombstone, ListingUnlinked
-from syncd.core.policy import RuleError, parse_layer
-from syncd.errors import InvalidRecord
+from syncd.core.keys import listing_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,23 +36,6 @@ class Listing:
     @property
     def platform(self) -> str:
         return self.channel.split(":", 1)[0]
-
-
-def listing_key(channel: str, ref: str) -> str:
-    return f"{channel}/{ref}"
-
-
-def decode_listing(key: bytes | None, value: bytes | None, *, max_bytes: int) -> CatalogEvent:
-    """Decode a catalog record and check its ``rules``; raises InvalidRecord."""
-    ev = contract.decode_catalog(key, value, max_bytes=max_bytes)
-    if isinstance(ev, ListingLinked) and ev.rules:
-        try:
-            parse_layer(ev.rules)
-        except RuleError as e:
-            raise InvalidRecord(
-                "invalid_value", f"rules.{e.key}: {e.reason}", field=f"rules.{e.key}"
-            ) from None
-    return ev
 
 
 class Catalog:

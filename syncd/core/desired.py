@@ -1,8 +1,9 @@
 """Desired quantities: what every listing of one SKU should show now.
 
 Joins the SKU's ledger state, its listings from the catalog and the merged
-rule layers, and applies the policy. Shared by the compute stage (which emits
-the changed values) and ``syncd inspect`` (which prints the terms).
+rule layers (:class:`~syncd.core.policy.RuleLayers`), and applies the policy.
+Shared by the compute stage (which emits the changed values) and
+``syncd inspect`` (which prints the terms).
 
 Pure: no I/O.
 """
@@ -11,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from syncd.config import Config
 from syncd.core.catalog import Listing
 from syncd.core.ledger import SkuState
-from syncd.core.policy import Inputs, Quantity, Rules, compute
+from syncd.core.policy import Inputs, Quantity, RuleLayers, Rules, compute
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +27,15 @@ class ListingQuantity:
 class RulesCache:
     """Merged rules per listing object (listings are immutable; a change replaces the object)."""
 
-    def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
+    def __init__(self, layers: RuleLayers) -> None:
+        self.layers = layers
         self._by_id: dict[int, tuple[Listing, Rules]] = {}
 
     def get(self, listing: Listing) -> Rules:
         hit = self._by_id.get(id(listing))
         if hit is not None and hit[0] is listing:
             return hit[1]
-        rules = self.cfg.rules_for(listing.channel, listing.sku, listing.rules)
+        rules = self.layers.rules_for(listing.channel, listing.sku, listing.rules)
         if len(self._by_id) > 1_000_000:
             self._by_id.clear()
         self._by_id[id(listing)] = (listing, rules)
@@ -43,17 +43,23 @@ class RulesCache:
 
 
 def for_sku(
-    state: SkuState, listings: list[Listing], cfg: Config, rules: RulesCache | None = None
+    state: SkuState,
+    listings: list[Listing],
+    rules: RuleLayers | RulesCache,
+    *,
+    bucket_ms: int,
+    window_ms: int,
 ) -> list[ListingQuantity]:
-    c = cfg.compute
-    velocity = state.velocity_per_hour(bucket_ms=c.bucket_ms, window_ms=c.window_ms)
+    """Every listing's quantity; ``bucket_ms``/``window_ms`` give the sales velocity's
+    window (``[compute]``)."""
+    velocity = state.velocity_per_hour(bucket_ms=bucket_ms, window_ms=window_ms)
     stock: dict[tuple[str, ...] | None, tuple[int, int]] = {}
     out = []
     for listing in listings:
         r = (
             rules.get(listing)
-            if rules is not None
-            else cfg.rules_for(listing.channel, state.sku, listing.rules)
+            if isinstance(rules, RulesCache)
+            else rules.rules_for(listing.channel, state.sku, listing.rules)
         )
         whs = listing.warehouses
         if whs not in stock:

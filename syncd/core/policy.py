@@ -9,7 +9,8 @@
 
 Rules come in layers, each a partial mapping of the keys of :class:`Rules`:
 the global ``[policy]`` table, the channel account's, the SKU's override, and
-the listing's own ``rules`` from the catalog (most specific wins).
+the listing's own ``rules`` from the catalog (most specific wins);
+:class:`RuleLayers` holds the configured ones and merges them for a listing.
 
 Pure: no I/O, no clock.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 SafetyKind = Literal["none", "fixed", "percent", "velocity"]
@@ -58,6 +59,24 @@ class Rules:
         if not layer:
             return self
         return replace(self, **parse_layer(layer))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleLayers:
+    """The configured rule layers: global, per channel account, per SKU (from the config)."""
+
+    base: Rules = field(default_factory=Rules)
+    """The global ``[policy]`` table, validated."""
+    accounts: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    """Channel account id -> its ``policy`` layer."""
+    skus: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    """SKU -> its override layer."""
+
+    def rules_for(self, account: str, sku: str, listing_rules: Mapping[str, Any] | None) -> Rules:
+        """Merge the rule layers: global, channel account, SKU, listing."""
+        rules = self.base.merged(self.accounts.get(account))
+        rules = rules.merged(self.skus.get(sku))
+        return rules.merged(listing_rules)
 
 
 _FIELDS = {f.name for f in fields(Rules)}

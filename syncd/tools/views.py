@@ -14,8 +14,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from syncd.config import Config
+from syncd.contract import decode_listing
 from syncd.core import desired
-from syncd.core.catalog import Catalog, decode_listing
+from syncd.core.catalog import Catalog
 from syncd.core.ledger import SkuState
 from syncd.errors import InvalidRecord, KafkaError
 from syncd.kafka import clients
@@ -86,7 +87,13 @@ async def inspect(cfg: Config, sku: str) -> dict[str, Any]:
                 "quantity": lq.quantity.sent,
                 "terms": lq.quantity.explain(),
             }
-            for lq in desired.for_sku(state, catalog.listings_for(sku), cfg)
+            for lq in desired.for_sku(
+                state,
+                catalog.listings_for(sku),
+                cfg.rule_layers(),
+                bucket_ms=c.bucket_ms,
+                window_ms=c.window_ms,
+            )
         ],
     }
 

@@ -19,7 +19,8 @@ from dev import sample
 from syncd.compute.processor import Processor
 from syncd.compute.stage import ComputeService
 from syncd.config import Config
-from syncd.core.catalog import Catalog, decode_listing
+from syncd.contract import decode_listing
+from syncd.core.catalog import Catalog
 from syncd.core.ledger import SkuState
 from syncd.kafka.partitioning import partition_for
 from tests.fixtures.kafka import (

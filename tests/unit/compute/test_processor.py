@@ -9,7 +9,8 @@ import orjson
 from dev import sample
 from syncd import config
 from syncd.compute.processor import Processor
-from syncd.core.catalog import Catalog, decode_listing
+from syncd.contract import decode_listing
+from syncd.core.catalog import Catalog
 from syncd.kafka.partitioning import partition_for
 
 CFG = config.parse(

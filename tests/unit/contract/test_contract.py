@@ -33,6 +33,7 @@ from syncd.contract import (
     listing_ref,
     parse_time,
 )
+from syncd.contract.times import to_ms_exact
 from syncd.core.events import (
     PLATFORMS,
     ListingLinked,
@@ -738,7 +739,7 @@ def test_fast_and_exact_time_paths_agree(dt: datetime, spec: str) -> None:
     # parse_time uses datetime.fromisoformat after a shape check and falls back to an
     # exact hand parser (lower-case 'z', leap seconds, error reasons); both must agree.
     text = dt.isoformat(timespec=spec)
-    assert contract._to_ms_exact(text, None) == parse_time(text)
+    assert to_ms_exact(text, None) == parse_time(text)
     assert parse_time(text.replace("T", "t")) == parse_time(text)
 
 

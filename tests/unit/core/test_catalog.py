@@ -7,8 +7,10 @@ from typing import Any
 import orjson
 import pytest
 
-from syncd.core.catalog import Catalog, Listing, decode_listing, listing_key
+from syncd.contract import decode_listing
+from syncd.core.catalog import Catalog, Listing
 from syncd.core.events import ListingLinked, ListingTombstone, ListingUnlinked
+from syncd.core.keys import listing_key
 from syncd.errors import InvalidRecord
 
 SHOPEE = "shopee:my-main"
