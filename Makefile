@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install system-deps jars lint types unit test check demo bench
+.PHONY: install system-deps jars lint types imports unit test check demo bench
 
 install:
 	$(PIP) install -q -e '.[dev]'
@@ -31,8 +31,12 @@ lint:
 types:
 	$(PYTHON) -m mypy
 
-# Lint, types, then every test (the Kafka tests start their own broker).
-check: lint types
+# The layer contract (pyproject.toml [tool.importlinter], docs/architecture.md).
+imports:
+	lint-imports
+
+# Lint, types, the layer contract, then every test (the Kafka tests start their own broker).
+check: lint types imports
 	$(PYTHON) -m pytest -q
 
 test: system-deps install check
