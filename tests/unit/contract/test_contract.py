@@ -33,6 +33,7 @@ from syncd.contract import (
     listing_ref,
     parse_time,
 )
+from syncd.contract.deadletter import dead_letter_headers
 from syncd.contract.times import to_ms_exact
 from syncd.core.events import (
     PLATFORMS,
@@ -290,6 +291,19 @@ def test_docs_link_every_schema_and_example() -> None:
         "syncd.error.reason",
     ):
         assert f"`{header}`" in text
+
+
+def test_dead_letter_headers_name_the_source_and_the_reason() -> None:
+    headers = dead_letter_headers("stock.events", 3, 42, "bad_sku", "sku: ä reason")
+    assert headers == [
+        ("syncd.source.topic", b"stock.events"),
+        ("syncd.source.partition", b"3"),
+        ("syncd.source.offset", b"42"),
+        ("syncd.error.code", b"bad_sku"),
+        ("syncd.error.reason", "sku: ä reason".encode()),
+    ]
+    text = (ROOT / "docs" / "contract.md").read_text()
+    assert all(f"`{name}`" in text for name, _ in headers)
 
 
 # -------------------------------------------------------------- bytes-level rules

@@ -14,6 +14,7 @@ from syncd.core.policy import (
     Inputs,
     Quantity,
     RuleError,
+    RuleLayers,
     Rules,
     buffer_for,
     compute,
@@ -258,6 +259,28 @@ def test_layers_merge_most_specific_wins() -> None:
     # SKU overrides apply on every channel; a SKU layer on another channel keeps channel values.
     other = cfg.rules_for("lazada:other", "SKU-1", {})
     assert (other.safety_units, other.share, other.max_quantity) == (1, 0.7, 40)
+
+
+def test_rule_layers_are_what_the_config_merges() -> None:
+    cfg = parse(
+        {
+            "policy": {"safety_units": 1},
+            "channels": {"shopee:main": {"policy": {"share": 0.8}}},
+            "skus": {"SKU-1": {"policy": {"max_quantity": 40}}},
+        },
+        env={},
+    )
+    layers = cfg.rule_layers()
+    assert layers.base == cfg.policy
+    for account in ("shopee:main", "lazada:other"):
+        for sku in ("SKU-1", "SKU-2"):
+            for listing in (None, {}, {"share": 0.5}):
+                got = layers.rules_for(account, sku, listing)
+                assert got == cfg.rules_for(account, sku, listing)
+    assert layers.rules_for("shopee:main", "SKU-1", None) == Rules(
+        safety_units=1, share=0.8, max_quantity=40
+    )
+    assert RuleLayers().rules_for("x:y", "S", None) == Rules()
 
 
 def test_merged_with_empty_layer_is_the_same_rules() -> None:
