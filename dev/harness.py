@@ -15,7 +15,7 @@ Owns:
   back: what every sandbox shows, the ``<p>.sku-state`` changelog, the desired topic,
   the dead-letter topic, the calls per one-second window per account.
 
-Used by ``tests/test_scale_out.py`` and ``bench/soak.py``; docs/scale-out.md says what
+Used by ``tests/integration/test_scale_out.py`` and ``bench/soak.py``; docs/scale-out.md says what
 they show.
 """
 

@@ -15,6 +15,10 @@ Owns:
   prefix="t", bootstrap=None) -> str`` creates a uniquely named topic (replication factor 1)
   through aiokafka's admin client, waits until every partition has a leader and returns its
   name. The broker runs with ``auto.create.topics.enable=false``: tests create their topics.
+
+It also registers the fixtures of the shared helper modules for every test folder:
+``sandbox`` (tests/fixtures/publishing.py) and ``daemons`` (tests/fixtures/daemon.py).
+Shared helpers live in tests/fixtures/; no test module imports from another.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ if str(ROOT) not in sys.path:  # dev/ is not installed; make `dev.kafka` importa
     sys.path.insert(0, str(ROOT))
 
 from dev.kafka import Broker, KafkaDevError, start  # noqa: E402
+
+pytest_plugins = ["tests.fixtures.daemon", "tests.fixtures.publishing"]
 
 BOOTSTRAP_ENV = "SYNCD_TEST_BOOTSTRAP"
 

@@ -30,7 +30,7 @@ from syncd.core.ledger import SkuState
 from syncd.publish.stage import PublishService
 from syncd.testing.sandbox import Sandbox, start
 from tests.fixtures.kafka import latest, read_topic
-from tests.unit.publish.test_publisher import listing_for
+from tests.fixtures.publishing import listing_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 

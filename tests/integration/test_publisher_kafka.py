@@ -20,147 +20,24 @@ import json
 import os
 import signal
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
-from dev.kafkaio import channel_settings, config_head
-from syncd import config
 from syncd.channels.base import listing_ref
 from syncd.kafka.clients import ensure_topics
 from syncd.kafka.partitioning import partition_for
 from syncd.publish.stage import PublishService
 from syncd.testing.sandbox import Sandbox, start
 from tests.fixtures.kafka import latest, read_topic
-from tests.unit.publish.test_publisher import listing_for, tap, wait_until
+from tests.fixtures.publish_kafka import Setup, committed, desired_value, end_offsets, produce, row
+from tests.fixtures.publishing import listing_for, tap, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-# -- helpers ---------------------------------------------------------------------------
-
-
-def _toml(value: Any) -> str:
-    return json.dumps(value)  # JSON strings and numbers are valid TOML
-
-
-class Setup:
-    """A config file with unique topics whose channel tables point at sandboxes."""
-
-    def __init__(
-        self,
-        tmp: Path,
-        bootstrap: str,
-        *,
-        partitions: int = 3,
-        publish: dict[str, Any] | None = None,
-    ) -> None:
-        self.tmp, self.bootstrap, self.partitions = tmp, bootstrap, partitions
-        self.prefix = f"p{uuid.uuid4().hex[:8]}"
-        self.publish = {
-            "max_attempts": 4,
-            "backoff_initial_s": 0.05,
-            "backoff_max_s": 0.3,
-            "commit_interval_ms": 100,
-            "stop_deadline_s": 2.0,
-            **(publish or {}),
-        }
-        self.tables: list[str] = []
-        self.env: dict[str, str] = {}
-
-    def account(self, sb: Sandbox, name: str, **settings: Any) -> str:
-        """Add sandbox account ``name`` to the config (secrets through the environment)."""
-        creds = sb.credentials(name)
-        account = f"{sb.platform}:{name}"
-        lines = [f'[channels."{account}"]', channel_settings({**creds, **settings}, self.env)]
-        self.tables.append("\n".join(lines))
-        return account
-
-    def write(self, extra: str = "") -> tuple[Path, config.Config]:
-        p = self.prefix
-        publish = "\n".join(f"{k} = {_toml(v)}" for k, v in self.publish.items())
-        text = (
-            config_head(self.bootstrap, p, input_partitions=1, desired_partitions=self.partitions)
-            + f"""
-[publish]
-{publish}
-{extra}
-"""
-            + "\n\n".join(self.tables)
-            + "\n"
-        )
-        path = self.tmp / f"{p}.toml"
-        path.write_text(text)
-        return path, config.load(path, env={**os.environ, **self.env})
-
-
-def desired_value(account: str, listing: dict[str, Any], qty: int, sku: str = "SKU") -> bytes:
-    ref = listing_ref(listing)
-    return orjson.dumps(
-        {
-            "account": account,
-            "listing": listing,
-            "listing_ref": ref,
-            "sku": sku,
-            "quantity": qty,
-            "source_ts": int(time.time() * 1000),
-            "computed_at": int(time.time() * 1000),
-        }
-    )
-
-
-async def produce(
-    cfg: config.Config,
-    rows: list[tuple[str, bytes, bytes | None, int | None]],
-    topic: str | None = None,
-) -> None:
-    """Write (account, key, value, partition) rows; partition None = by account (murmur2)."""
-    t = cfg.topics
-    n = (await ensure_topics(cfg))[t.desired]
-    producer = AIOKafkaProducer(bootstrap_servers=list(cfg.kafka.bootstrap_servers), acks="all")
-    await producer.start()
-    try:
-        futures = []
-        for account, key, value, partition in rows:
-            p = partition_for(account, n) if partition is None else partition
-            futures.append(await producer.send(topic or t.desired, value, key=key, partition=p))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
-def row(
-    account: str, listing: dict[str, Any], qty: int | None
-) -> tuple[str, bytes, bytes | None, None]:
-    key = f"{account}/{listing_ref(listing)}".encode()
-    value = None if qty is None else desired_value(account, listing, qty)
-    return (account, key, value, None)
-
-
-async def committed(cfg: config.Config) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=list(cfg.kafka.bootstrap_servers))
-    await admin.start()
-    try:
-        got = await admin.list_consumer_group_offsets(f"{cfg.kafka.group_id}-publish")
-    finally:
-        await admin.close()
-    return {tp.partition: om.offset for tp, om in got.items() if tp.topic == cfg.topics.desired}
-
-
-async def end_offsets(cfg: config.Config) -> dict[int, int]:
-    recs = await read_topic(cfg, cfg.topics.desired)
-    ends: dict[int, int] = {}
-    for r in recs:
-        ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)  # type: ignore[attr-defined]
-    return ends
 
 
 # -- end to end ------------------------------------------------------------------------
@@ -355,6 +232,7 @@ async def test_two_processes_share_the_accounts_and_never_exceed_a_rate(
         async def spawn(i: int) -> None:
             log = tmp_path / f"publisher-{i}.log"
             logs.append(log)
+            out = log.open("wb")
             procs.append(
                 await asyncio.create_subprocess_exec(
                     sys.executable,
@@ -362,12 +240,13 @@ async def test_two_processes_share_the_accounts_and_never_exceed_a_rate(
                     "syncd.publish.stage",
                     "--config",
                     str(path),
-                    stdout=log.open("wb"),
+                    stdout=out,
                     stderr=asyncio.subprocess.STDOUT,
                     env=env,
                     cwd=ROOT,
                 )
             )
+            out.close()  # the child has its own descriptor
 
         def requests() -> int:
             return sum(sb.stats(name)["requests"] for sb, name in names)

@@ -25,10 +25,8 @@ from syncd.channels.base import listing_ref
 from syncd.config.error_table import shipped_text
 from syncd.publish.stage import PublishService
 from tests.fixtures.kafka import latest
-from tests.integration.test_publisher_kafka import Setup, produce, row
-from tests.unit.publish.test_publisher import SandboxFactory, listing_for, sandbox, wait_until
-
-__all__ = ["sandbox"]  # the fixture
+from tests.fixtures.publish_kafka import Setup, produce, row
+from tests.fixtures.publishing import SandboxFactory, listing_for, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 

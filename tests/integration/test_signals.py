@@ -28,11 +28,11 @@ from dev.kafka import free_port
 from syncd import config
 from syncd.channels.base import listing_ref
 from syncd.testing.sandbox import Sandbox, start
+from tests.fixtures.daemon import Daemon
 from tests.fixtures.kafka import ROOT, create_inputs, produce, read_topic, syncd_cmd, write_config
-from tests.integration.test_publisher_kafka import Setup, committed, row
-from tests.integration.test_publisher_kafka import produce as produce_desired
-from tests.unit.obs.test_health import Daemon, daemons  # noqa: F401  (fixture)
-from tests.unit.publish.test_publisher import listing_for, tap, wait_until
+from tests.fixtures.publish_kafka import Setup, committed, row
+from tests.fixtures.publish_kafka import produce as produce_desired
+from tests.fixtures.publishing import listing_for, tap, wait_until
 
 pytestmark = [pytest.mark.kafka]
 
@@ -227,7 +227,7 @@ async def test_sigint_mid_stream_commits_and_leaves_the_group(
 def test_sighup_reloads_the_configuration_and_keeps_it_when_broken(
     kafka_bootstrap: str,
     tmp_path: Path,
-    daemons: list[Daemon],  # noqa: F811
+    daemons: list[Daemon],
 ) -> None:
     token = tmp_path / "admin-token"
     token.write_text("first-token\n")

@@ -20,43 +20,16 @@ from syncd.channels.base import PushOutcome, StockUpdate
 from syncd.config import AdminConfig, PublishConfig
 from syncd.config.error_table import default_table
 from syncd.publish.limits import AccountLimits, RequestLimiter
-from syncd.publish.pusher import AccountPusher, Attempt, Desired
+from syncd.publish.pusher import AccountPusher, Desired
+from syncd.testing.fakes import FakeChannel, MemorySink
 
 ROOT = Path(__file__).resolve().parents[3]
 ACCOUNT = "lazada:sg-main"
 TOKEN = "s3cret-admin-token-value"
 
 
-class IdleChannel:
-    platform = "lazada"
-    account = ACCOUNT
-    max_batch = 50
-
-    def batches(self, updates: Sequence[StockUpdate]) -> list[list[StockUpdate]]:
-        return [list(updates)]
-
-    async def push(self, batch: Sequence[StockUpdate]) -> list[PushOutcome]:
-        raise AssertionError("the pusher is never started here")
-
-    async def read_stock(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
-        return {}
-
-    async def read_held(self, listings: Sequence[dict[str, Any]]) -> dict[str, int]:
-        return {}
-
-    async def close(self) -> None:
-        pass
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.resolved: list[int] = []
-
-    async def record(self, account: str, partition: int, attempts: list[Attempt]) -> Any:
-        return asyncio.sleep(0)
-
-    def resolve(self, partition: int, offsets: Any) -> None:
-        self.resolved.extend(offsets)
+def never_pushed(batch: Sequence[StockUpdate]) -> list[PushOutcome]:
+    raise AssertionError("the pusher is never started here")
 
 
 class Publisher:
@@ -75,11 +48,11 @@ def make_pusher(pub: Publisher) -> AccountPusher:
     pusher = AccountPusher(
         ACCOUNT,
         0,
-        IdleChannel(),
+        FakeChannel(never_pushed, platform="lazada", account=ACCOUNT),
         RequestLimiter(limits.rate_per_s or 50.0),
         limits,
         None,
-        Sink(),
+        MemorySink(),
         actions=pub.write_actions,
     )
     pub.pushers[ACCOUNT] = pusher

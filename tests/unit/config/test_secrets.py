@@ -25,11 +25,11 @@ from syncd import config
 from syncd.errors import ConfigError
 from syncd.kafka.clients import client_settings
 from syncd.testing.sandbox import start
+from tests.fixtures.daemon import Daemon
 from tests.fixtures.kafka import ROOT, syncd_cmd
-from tests.integration.test_publisher_kafka import Setup, row
-from tests.integration.test_publisher_kafka import produce as produce_desired
-from tests.unit.obs.test_health import Daemon, daemons  # noqa: F401  (fixture)
-from tests.unit.publish.test_publisher import listing_for, wait_until
+from tests.fixtures.publish_kafka import Setup, row
+from tests.fixtures.publish_kafka import produce as produce_desired
+from tests.fixtures.publishing import listing_for, wait_until
 
 PASSWORD = "kafka-pw-" + secrets.token_hex(12)
 TOKEN = "admin-tok-" + secrets.token_hex(12)
@@ -110,7 +110,7 @@ def _fetch(port: int, path: str, method: str = "GET", token: str | None = None) 
 async def test_no_secret_in_logs_metrics_pages_or_answers(
     kafka_bootstrap: str,
     tmp_path: Path,
-    daemons: list[Daemon],  # noqa: F811
+    daemons: list[Daemon],
 ) -> None:
     sandboxes = [await start(p) for p in ("shopee", "lazada", "wayfair", "shopify")]
     try:

@@ -13,7 +13,7 @@ from syncd.kafka import bus, clients, partitioning, reading
 from syncd.kafka.partitioning import murmur2, partition_for
 
 if TYPE_CHECKING:
-    from conftest import TopicFactory
+    from tests.conftest import TopicFactory
 
 # Kafka's own UtilsTest.testMurmur2 vectors (signed 32-bit, as Java prints them).
 JAVA_MURMUR2 = {

@@ -4,13 +4,7 @@ whose broker goes away and comes back (GET /healthz, GET /readyz)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -20,19 +14,13 @@ from dev.kafka import Broker
 from syncd.app.admin import Admin
 from syncd.config import AdminConfig
 from syncd.obs.health import KAFKA_STALE_S, Health, StageHealth, watch_kafka
-from tests.fixtures.kafka import ROOT, syncd_cmd, write_config
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from syncd.testing.fakes import ManualClock
+from tests.fixtures.daemon import Daemon
+from tests.fixtures.kafka import write_config
 
 
 def test_a_stage_is_ready_once_assigned_restored_and_the_broker_answers() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     health = Health(clock)
     assert health.ready()[1]["reason"] == "daemon: no stage is running"
     st = health.stage("compute")
@@ -113,84 +101,7 @@ async def test_the_probe_reports_a_reachable_broker(kafka_bootstrap: str) -> Non
         await consumer.stop()
 
 
-# -- a running daemon ----------------------------------------------------------------------
-
-
-def _get(port: int, path: str) -> tuple[int, dict[str, Any]]:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-    except urllib.error.URLError as e:  # not listening (yet)
-        return 0, {"error": str(e.reason)}
-
-
-class Daemon:
-    """``syncd run`` as a subprocess, its JSON log in a file, its admin port once bound."""
-
-    def __init__(self, cfg_path: Path, log: Path, *args: str, env: dict[str, str] | None = None):
-        self.log = log
-        with log.open("w") as out:
-            self.proc = subprocess.Popen(
-                syncd_cmd(cfg_path, "run", *args),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                cwd=ROOT,
-            )
-        self._port: int | None = None
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [
-            json.loads(line)
-            for line in self.log.read_text().splitlines()
-            if f'"event": "{name}"' in line
-        ]
-
-    def wait_for(self, cond: Any, within: float = 60.0, what: str = "") -> Any:
-        deadline = time.monotonic() + within
-        while True:
-            got = cond()
-            if got:
-                return got
-            tail = self.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, f"timed out waiting for {what}\n{tail}"
-            assert self.proc.poll() is None, f"syncd exited ({self.proc.returncode})\n{tail}"
-            time.sleep(0.1)
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            started = self.wait_for(lambda: self.events("admin_started"), what="admin_started")
-            self._port = int(started[0]["port"])
-        return self._port
-
-    def get(self, path: str) -> tuple[int, dict[str, Any]]:
-        return _get(self.port, path)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+# -- a running daemon (tests/fixtures/daemon.py) -------------------------------------------
 
 
 @pytest.mark.kafka

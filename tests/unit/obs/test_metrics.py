@@ -33,8 +33,8 @@ from syncd.config.error_table import default_table
 from syncd.obs import metrics
 from syncd.publish.pusher import Attempt, Desired
 from syncd.testing.sandbox import start
-from tests.integration.test_publisher_kafka import Setup
-from tests.unit.publish.test_publisher import listing_for, wait_until
+from tests.fixtures.publish_kafka import Setup
+from tests.fixtures.publishing import listing_for, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -159,6 +159,7 @@ async def test_scrape_during_a_run_moves_with_the_events_sent(
         secrets = list(st.env.values())
         assert len(secrets) >= 4  # the admin token and each account's secrets
 
+        out = log.open("wb")
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -166,11 +167,12 @@ async def test_scrape_during_a_run_moves_with_the_events_sent(
             "--config",
             str(path),
             "run",
-            stdout=log.open("wb"),
+            stdout=out,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, **st.env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
             cwd=ROOT,
         )
+        out.close()  # the child has its own descriptor
 
         def admin_port() -> int | None:
             for line in log.read_text().splitlines():

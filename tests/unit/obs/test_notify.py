@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from syncd.obs.notify import Notifier
+from tests.fixtures.daemon import Daemon
 from tests.fixtures.kafka import write_config
-from tests.unit.obs.test_health import Daemon, daemons  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -53,10 +53,12 @@ def test_notifier_sends_to_a_path_and_to_an_abstract_socket(
     abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     abstract.bind("\0" + name)
     abstract.settimeout(1)
+    to_abstract = Notifier.from_env({"NOTIFY_SOCKET": "@" + name})
     try:
-        assert Notifier.from_env({"NOTIFY_SOCKET": "@" + name}).send(STOPPING="1")
+        assert to_abstract.send(STOPPING="1")
         assert abstract.recv(100) == b"STOPPING=1"
     finally:
+        to_abstract.close()
         abstract.close()
 
 
@@ -66,7 +68,11 @@ def test_without_notify_socket_nothing_is_sent_and_watchdog_pid_is_honoured() ->
     assert Notifier.from_env(env).watchdog_s == 1.5
     assert Notifier.from_env({**env, "WATCHDOG_PID": str(os.getpid())}).watchdog_s == 1.5
     assert Notifier.from_env({**env, "WATCHDOG_PID": "1"}).watchdog_s is None
-    assert Notifier.from_env({**env, "NOTIFY_SOCKET": "/nonexistent"}).send(READY="1") is False
+    nowhere = Notifier.from_env({**env, "NOTIFY_SOCKET": "/nonexistent"})
+    try:
+        assert nowhere.send(READY="1") is False
+    finally:
+        nowhere.close()
 
 
 @pytest.mark.kafka
@@ -75,7 +81,7 @@ def test_daemon_sends_ready_after_restore_then_watchdog_then_stopping(
     kafka_bootstrap: str,
     tmp_path: Path,
     listener: tuple[socket.socket, str],
-    daemons: list[Daemon],  # noqa: F811
+    daemons: list[Daemon],
 ) -> None:
     sock, path = listener
     cfg_path, _ = write_config(tmp_path, kafka_bootstrap, extra="[admin]\nport = 0\n")

@@ -47,18 +47,10 @@ from syncd.core.reconcile import LISTINGS_PER_READ, Settings
 from syncd.core.skus import suggest_fix
 from syncd.publish.limits import AccountLimits, RequestLimiter, make_limiter
 from syncd.publish.pusher import AccountPusher, Attempt, Desired
+from syncd.testing.fakes import MemorySink
 from syncd.testing.sandbox import Sandbox
-from tests.unit.publish.test_publisher import (
-    MemorySink,
-    SandboxFactory,
-    client_settings,
-    listing_for,
-    sandbox,
-    wait_until,
-)
-from tests.unit.publish.test_publisher_errors import PROBE_S, Actions, fast_table
-
-__all__ = ["sandbox"]  # the fixture
+from tests.fixtures.error_rig import PROBE_S, Actions, fast_table
+from tests.fixtures.publishing import SandboxFactory, client_settings, listing_for, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 

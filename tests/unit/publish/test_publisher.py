@@ -8,15 +8,14 @@ to keep the order; the sandbox still handles every request itself).
 
 Also: the outcome classification and the two limiters on their own.
 
-Helpers here (``sandbox_account``, ``MemorySink``, ``wait_until``) are reused by
-tests/integration/test_publisher_kafka.py.
+The shared helpers (``sandbox``, ``listing_for``, ``wait_until``, ...) live in
+tests/fixtures/publishing.py; the in-memory sink is :class:`syncd.testing.fakes.MemorySink`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -38,8 +37,16 @@ from syncd.publish.limits import (
     is_retriable,
     make_limiter,
 )
-from syncd.publish.pusher import AccountPusher, Attempt, Desired, push_result
-from syncd.testing.sandbox import Sandbox, start
+from syncd.publish.pusher import AccountPusher, Desired
+from syncd.testing.fakes import MemorySink
+from syncd.testing.sandbox import Sandbox
+from tests.fixtures.publishing import (
+    SandboxFactory,
+    client_settings,
+    listing_for,
+    tap,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,85 +55,7 @@ FAST_RETRY = RetryPolicy(
 )
 
 
-# -- helpers (also used by test_publisher_kafka.py) ---------------------------------
-
-
-class MemorySink:
-    """Keeps push-results records and resolved offsets in memory (the Kafka sink's job)."""
-
-    def __init__(self) -> None:
-        self.results: list[dict[str, Any]] = []
-        self.resolved: list[int] = []
-
-    async def record(self, account: str, partition: int, attempts: list[Attempt]) -> Any:
-        self.results.extend(push_result(account, a) for a in attempts)
-        return asyncio.sleep(0)  # durable at once
-
-    def resolve(self, partition: int, offsets: Any) -> None:
-        self.resolved.extend(offsets)
-
-    def for_ref(self, ref: str) -> list[dict[str, Any]]:
-        return [r for r in self.results if r["listing_ref"] == ref]
-
-
-async def wait_until(cond: Callable[[], bool], within: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await asyncio.sleep(0.02)
-
-
-def tap(sb: Sandbox, name: str) -> list[tuple[str, int]]:
-    """Every (listing key, quantity) the sandbox account receives, in arrival order."""
-    acc = sb.accounts[name]
-    seen: list[tuple[str, int]] = []
-    original = acc.received
-
-    def received(key: str, quantity: int) -> None:
-        seen.append((key, quantity))
-        original(key, quantity)
-
-    acc.received = received  # type: ignore[method-assign]
-    return seen
-
-
-def listing_for(platform: str, i: int, creds: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A listing identifier object of ``platform`` (each its own item for Shopee)."""
-    if platform == "shopee":
-        return {"item_id": 5000 + i, "model_id": 0}
-    if platform == "lazada":
-        return {"item_id": 7000 + i, "sku_id": 9000 + i, "seller_sku": f"SKU-{i:04d}"}
-    if platform == "wayfair":
-        return {
-            "supplier_id": (creds or {}).get("supplier_id", 7001),
-            "supplier_part_number": f"PART-{i:04d}",
-        }
-    return {
-        "inventory_item_id": f"gid://shopify/InventoryItem/{100 + i}",
-        "location_id": "gid://shopify/Location/1",
-    }
-
-
-def client_settings(creds: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {**{k: v for k, v in creds.items() if v is not None}, "timeout_s": 2.0, **extra}
-
-
-SandboxFactory = Callable[..., Awaitable[Sandbox]]
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxFactory]:
-    started: list[Sandbox] = []
-
-    async def make(platform: str, **kwargs: Any) -> Sandbox:
-        sb = await start(platform, host="127.0.0.1", port=0, **kwargs)
-        started.append(sb)
-        return sb
-
-    yield make
-    for sb in started:
-        await sb.close()
+# -- the rig ----------------------------------------------------------------------
 
 
 class Rig:

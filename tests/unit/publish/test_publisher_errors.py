@@ -6,139 +6,23 @@ and checks what syncd does for the row's class (retried, refreshed, parked and f
 adjusted, held, or a manual action with the row's hint, grouped per cause), and that
 once the fault clears the sandbox shows the newest desired quantity.
 
-The shipped table is used with its timings shortened (``fast_table``): same rows,
-classes, matchers and hints.
+The shipped table is used with its timings shortened (``fast_table``, in
+tests/fixtures/error_rig.py): same rows, classes, matchers and hints.
 """
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from syncd.channels.base import MemoryTokenStore, listing_ref, make_channel
-from syncd.config import PublishConfig
-from syncd.config.error_table import shipped_text
+from syncd.channels.base import listing_ref
 from syncd.core.actions import ActionBook
-from syncd.core.errortable import ErrorTable, parse
-from syncd.publish.limits import AccountLimits, RequestLimiter, make_limiter
-from syncd.publish.pusher import AccountPusher, Desired
-from syncd.testing.sandbox import Sandbox
-from tests.unit.publish.test_publisher import (
-    MemorySink,
-    SandboxFactory,
-    client_settings,
-    listing_for,
-    sandbox,
-    wait_until,
-)
-
-__all__ = ["sandbox"]  # the fixture
+from syncd.publish.limits import RequestLimiter
+from tests.fixtures.error_rig import fast_table, rig
+from tests.fixtures.publishing import SandboxFactory, wait_until
 
 pytestmark = pytest.mark.timeout(60)
-
-PROBE_S = 0.3
-
-
-def fast_table() -> ErrorTable:
-    """The shipped table with short retry bounds and probe intervals."""
-    raw = tomllib.loads(shipped_text())
-    for row in raw["rows"]:
-        if "max_attempts" in row:
-            row.update(base_delay_s=0.02, max_delay_s=0.1, give_up_after_s=5.0)
-            row["max_attempts"] = min(row["max_attempts"], 4)
-        if "probe_every_s" in row:
-            row["probe_every_s"] = PROBE_S
-    return parse(raw, source="fast")
-
-
-class Actions:
-    """The action writer: keeps every record and the newest per id (compaction)."""
-
-    def __init__(self) -> None:
-        self.written: list[tuple[str, dict[str, Any]]] = []
-
-    async def __call__(self, records: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        self.written.extend(records)
-
-    @property
-    def latest(self) -> dict[str, dict[str, Any]]:
-        return dict(self.written)
-
-
-class Rig:
-    def __init__(
-        self, sb: Sandbox, pusher: AccountPusher, sink: MemorySink, actions: Actions, lists: Any
-    ) -> None:
-        self.sb, self.pusher, self.sink, self.actions, self.listings = (
-            sb,
-            pusher,
-            sink,
-            actions,
-            lists,
-        )
-        self.account = pusher.account
-        self.offset = 0
-
-    def offer(self, i: int, quantity: int) -> None:
-        lst = self.listings[i]
-        ref = listing_ref(lst)
-        key = f"{self.account}/{ref}"
-        self.pusher.offer(Desired(key, lst, ref, f"SKU-{i:04d}", quantity, None, [self.offset]))
-        self.offset += 1
-
-    def stock(self) -> list[int]:
-        return [self.sb.stock("acct", lst) for lst in self.listings]
-
-    def results(self, i: int) -> list[dict[str, Any]]:
-        return self.sink.for_ref(listing_ref(self.listings[i]))
-
-    def action(self, name: str) -> dict[str, Any]:
-        return self.actions.latest[f"{self.account}/{name}"]
-
-    async def settled(self, within: float = 20.0) -> None:
-        await wait_until(
-            lambda: self.pusher.idle and not self.pusher.account_park and not self.pusher.held,
-            within,
-            f"{self.account} settled",
-        )
-
-    async def close(self) -> None:
-        await self.pusher.stop()
-        await self.pusher.channel.close()
-
-
-async def rig(
-    sb: Sandbox, *, n: int = 3, settings: dict[str, Any] | None = None, retry_pass_s: float = 0
-) -> Rig:
-    creds = sb.add_account("acct")
-    lists = [listing_for(sb.platform, i, creds) for i in range(n)]
-    for lst in lists:
-        sb.add_listing("acct", lst, 10)
-    account = f"{sb.platform}:acct"
-    extra = {"auth_url": creds["base_url"]} if sb.platform == "lazada" else {}
-    cfg = client_settings(creds, **extra, **(settings or {}))
-    channel = make_channel(sb.platform, account, cfg, MemoryTokenStore())
-    limits = AccountLimits.from_settings(account, sb.platform, cfg, PublishConfig())
-    sink, actions = MemorySink(), Actions()
-    pusher = AccountPusher(
-        account,
-        0,
-        channel,
-        make_limiter(limits),
-        limits,
-        None,
-        sink,
-        retry_pass_s=retry_pass_s,
-        table=fast_table(),
-        actions=actions,
-        auth_probe_s=PROBE_S,
-    )
-    pusher.start()
-    return Rig(sb, pusher, sink, actions, lists)
-
 
 # -- retry -------------------------------------------------------------------------------
 

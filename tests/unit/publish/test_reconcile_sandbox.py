@@ -26,10 +26,8 @@ from aiolimiter import AsyncLimiter
 from syncd.channels.base import listing_ref
 from syncd.core.reconcile import LISTINGS_PER_READ, Settings
 from syncd.testing.sandbox import Sandbox
-from tests.unit.publish.test_publisher import SandboxFactory, sandbox, wait_until
-from tests.unit.publish.test_publisher_errors import PROBE_S, Rig, rig
-
-__all__ = ["sandbox"]  # the fixture
+from tests.fixtures.error_rig import PROBE_S, Rig, rig
+from tests.fixtures.publishing import SandboxFactory, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
