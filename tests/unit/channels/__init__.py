@@ -1,0 +1,1 @@
+"""Unit tests of syncd.channels (each platform client against its sandbox)."""

@@ -13,9 +13,7 @@ from syncd.channels.lazada import (
     sellable_of,
 )
 from syncd.testing.sandbox import Sandbox
-
-from .conftest import SandboxFactory
-from .helpers import answer, upd
+from tests.fixtures.channels import SandboxFactory, answer, upd
 
 SETTINGS = {"app_key": "100", "app_secret": "s", "access_token": "a", "refresh_token": "r"}
 

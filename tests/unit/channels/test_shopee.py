@@ -29,9 +29,7 @@ from syncd.channels.shopee import (
     strip_module,
 )
 from syncd.testing.sandbox import Sandbox
-
-from .conftest import SandboxFactory
-from .helpers import answer, upd
+from tests.fixtures.channels import SandboxFactory, answer, upd
 
 SETTINGS = {"partner_id": 1, "partner_key": "k", "shop_id": 2, "refresh_token": "r"}
 

@@ -16,9 +16,7 @@ from syncd.channels.shopify import (
     parse_throttle,
 )
 from syncd.testing.sandbox import Sandbox
-
-from .conftest import SandboxFactory
-from .helpers import answer, upd
+from tests.fixtures.channels import SandboxFactory, answer, upd
 
 ITEM = "gid://shopify/InventoryItem/"
 LOC = "gid://shopify/Location/1"

@@ -17,9 +17,7 @@ from syncd.channels.wayfair import (
     parse_save,
 )
 from syncd.testing.sandbox import Sandbox
-
-from .conftest import SandboxFactory
-from .helpers import answer, upd
+from tests.fixtures.channels import SandboxFactory, answer, upd
 
 SETTINGS = {"client_id": "c", "client_secret": "s", "supplier_id": 1234}
 
