@@ -513,7 +513,14 @@ async def run_live(bench: Bench, sc: Scenario, seed: int) -> dict[str, Any]:
             log_name=f"{prefix}-c.log",
         ),
         await bench.run(
-            "-m", "syncd.publish.stage", "--config", str(path), log_name=f"{prefix}-p.log"
+            "-m",
+            "syncd",
+            "--config",
+            str(path),
+            "run",
+            "--stage",
+            "publish",
+            log_name=f"{prefix}-p.log",
         ),
     ]
     try:

@@ -10,8 +10,8 @@ sandboxes in this process (127.0.0.1), then measures, in one run:
    allows ``--rate`` calls/s (Shopify: a cost bucket refilled at ``--rate`` x 10
    points/s, 10 points a call); syncd's limit per account is the same rate with
    burst 1; ``--batch`` updates per call. ``rate x batch x seconds`` desired
-   records per account are written to the desired topic, then ``python -m
-   syncd.publish.stage --until-caught-up`` sends them. Printed per account: listing
+   records per account are written to the desired topic, then ``python -m syncd run
+   --stage publish --until-caught-up`` sends them. Printed per account: listing
    updates/s sustained (calls/s between the first and last push call x mean
    updates per call), the ceiling (rate x batch), and the throttled answers.
 2. **API calls per input event.** ``--events`` input events over ``--skus`` SKUs
@@ -20,7 +20,7 @@ sandboxes in this process (127.0.0.1), then measures, in one run:
    (no rate pressure) sends the resulting backlog: calls, listing updates and
    desired records per input event.
 3. **Latency.** The compute stage (``python -m syncd run``) and the publisher
-   (``python -m syncd.publish.stage``) run as processes while input events are
+   (``python -m syncd run --stage publish``) run as processes while input events are
    produced at ``--eps`` for ``--latency-seconds``; for every quantity the
    sandboxes receive, latency = receipt time - the input record's produce time
    (``source_ts`` of the desired record, joined through push-results). In the
@@ -257,9 +257,12 @@ async def throughput(b: Bench, rate: float, batch: int, seconds: float) -> dict[
         await producer.stop()
     proc = await b.run(
         "-m",
-        "syncd.publish.stage",
+        "syncd",
         "--config",
         str(path),
+        "run",
+        "--stage",
+        "publish",
         "--until-caught-up",
         log_name="throughput.log",
     )
@@ -417,7 +420,7 @@ async def latency(b: Bench, n_skus: int, eps: int, seconds: float) -> dict[str, 
         "-m", "syncd", "--config", str(path), "run", "--stage", "compute", log_name="compute.log"
     )
     publisher = await b.run(
-        "-m", "syncd.publish.stage", "--config", str(path), log_name="publisher.log"
+        "-m", "syncd", "--config", str(path), "run", "--stage", "publish", log_name="publisher.log"
     )
     try:
         deadline = time.monotonic() + 120

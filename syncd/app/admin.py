@@ -150,19 +150,18 @@ class Admin:
         return out
 
     def account_state(self, pusher: AccountPusher) -> dict[str, Any]:
-        park = pusher.account_park
+        d = pusher.parked_by()
         parked = None
-        if park is not None:
-            d = park.decision
+        if d is not None:
             parked = {"row": d.row.id, "action": d.action, "class": d.error_class, "hint": d.hint}
         return {
             "account": pusher.account,
             "platform": pusher.platform,
             "partition": pusher.partition,
-            "state": "parked" if park is not None else "active",
+            "state": "parked" if d is not None else "active",
             "parked": parked,
             "limiter": _rate(pusher.limiter),
-            "queue_depth": len(pusher.pending),
+            "queue_depth": pusher.queue_depth(),
             "in_flight": len(pusher.inflight),
             "waiting_for_retry_pass": len(pusher.parked),
             "held_listings": len(pusher.held),
@@ -182,20 +181,8 @@ class Admin:
             "no_quantity_kept": [],
         }
         for ref in list(a.listings):
-            key = f"{pusher.account}/{ref}"
-            held = pusher.held.get(key)
-            if key in pusher.pending or key in pusher.inflight:
-                out["already_queued"].append(ref)
-            elif key in pusher.parked:  # retries ran out: what the retry pass would do
-                pusher.offer(pusher.parked[key])
-                out["requeued"].append(ref)
-            elif held is not None and held.desired is not None:
-                held.next_probe = 0.0  # the prober sends its newest quantity at its next tick
-                out["probe_now"].append(ref)
-            else:  # a manual row keeps nothing: the next newer record sends it
-                out["no_quantity_kept"].append(ref)
-        if pusher.account_park is not None:
-            pusher.account_park.next_probe = 0.0  # probe the parked account at the next tick
+            out[pusher.retry_now(ref)].append(ref)
+        pusher.probe_now()  # a parked account probes at the next tick
         now = _now_ms()
         self.retried[a.id] = now
         log.info(

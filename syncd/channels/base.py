@@ -254,6 +254,18 @@ class Channel(Protocol):
         """Close the account's HTTP session."""
         ...
 
+    @property
+    def throttle_status(self) -> ThrottleStatus | None:
+        """The newest cost-bucket report of the platform (Shopify), else None; the cost
+        limiter reads it after every call."""
+        ...
+
+    async def reauthorize(self) -> bool:
+        """Force a token refresh now (the platform refused the token): True once a new
+        token is in hand, False when the account has no token to refresh; raises
+        :class:`ChannelAuthError` (refused) or :class:`ChannelTransportError`."""
+        ...
+
 
 class TokenStore(Protocol):
     """Where an account's tokens live between calls and across restarts."""

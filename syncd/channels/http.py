@@ -32,6 +32,7 @@ from syncd.channels.base import (
     PushOutcome,
     SessionFactory,
     StockUpdate,
+    ThrottleStatus,
     TokenStore,
     chunk,
     dedupe_last,
@@ -60,6 +61,8 @@ class HttpChannel(TokenCache):
     """``base_url`` when the settings have none; None: the setting is required."""
     invalid_listing_message = "listing lacks the identifiers the platform needs"
     """The message of the :data:`~syncd.channels.base.INVALID_LISTING` outcome."""
+    throttle_status: ThrottleStatus | None = None
+    """The platform's newest cost-bucket report (set by the clients that get one)."""
 
     def __init__(
         self,

@@ -239,6 +239,12 @@ class TokenCache:
             )
             return str(new["access_token"])
 
+    async def reauthorize(self) -> bool:
+        """Force a token refresh now (the platform refused the current token)."""
+        stale = await self.access_token()
+        await self.refresh_token(stale=stale)
+        return True
+
     async def with_token(
         self,
         send: Callable[[str], Awaitable[HttpResult]],

@@ -27,10 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import orjson
 import structlog
 
-from syncd import contract
+from syncd import contract, records
 from syncd.config import Config
 from syncd.contract import decode_listing
 from syncd.contract.deadletter import dead_letter_headers
@@ -270,9 +269,9 @@ class Processor:
     def _hold(self, rec: Record, res: BatchResult, work: _Work) -> None:
         """A channel account's campaign hold on this SKU (written by the publish stage)."""
         assert rec.value is not None
-        hold = orjson.loads(rec.value)
-        state = self._touch(work, rec.partition, hold["sku"])
-        outcome = state.set_hold(hold["account"], int(hold["held"]))
+        hold = records.decode_hold(rec.value)
+        state = self._touch(work, rec.partition, hold.sku)
+        outcome = state.set_hold(hold.account, hold.held)
         res.counts["hold", outcome] += 1
         res.events[rec.topic, "hold", outcome] += 1
         if outcome == "applied":
@@ -318,16 +317,14 @@ class Processor:
             if state.emitted.get(lst.key) == qty:
                 continue
             state.emitted[lst.key] = qty
-            value = orjson.dumps(
-                {
-                    "account": lst.channel,
-                    "listing": lst.listing,
-                    "listing_ref": lst.ref,
-                    "sku": state.sku,
-                    "quantity": qty,
-                    "source_ts": source_ts,
-                    "computed_at": now,
-                }
+            value = records.encode_desired(
+                account=lst.channel,
+                listing=lst.listing,
+                listing_ref=lst.ref,
+                sku=state.sku,
+                quantity=qty,
+                source_ts=source_ts,
+                computed_at=now,
             )
             res.outputs.append(
                 Out(t.desired, self._desired_partition(lst.channel), lst.key.encode(), value)

@@ -22,14 +22,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import prometheus_client as prom
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-
-if TYPE_CHECKING:
-    from syncd.publish.pusher import AccountPusher, Attempt
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 """The ``Content-Type`` of :func:`exposition` (Prometheus text format)."""
@@ -152,6 +149,38 @@ OPEN_ACTIONS = _family(
 )
 
 
+class PusherStats(Protocol):
+    """What the gauges read of one account's pusher
+    (:class:`syncd.publish.pusher.AccountPusher` has it)."""
+
+    def queue_depth(self) -> int: ...
+
+    def parked_by(self) -> object | None:
+        """Why the account is parked, else None."""
+        ...
+
+    def open_actions_by_class(self) -> Mapping[str, int]: ...
+
+
+class CallAttempt(Protocol):
+    """What :func:`record_call` reads of one update's attempt
+    (:class:`syncd.publish.pusher.Attempt` has it)."""
+
+    @property
+    def latency_ms(self) -> float: ...
+
+    @property
+    def at_ms(self) -> int: ...
+
+    @property
+    def source_ts(self) -> int | None: ...
+
+    @property
+    def result_class(self) -> str:
+        """``ok``, else the error table's class of the failure."""
+        ...
+
+
 class _Live:
     """The gauges read from the watched services (anything with a ``consumer`` and/or
     ``pushers`` attribute: the compute and publish services)."""
@@ -169,12 +198,11 @@ class _Live:
             if consumer is not None:
                 for topic, partition, n in consumer_lag(consumer):
                     lag.add_metric([topic, str(partition)], n)
-            pushers: Mapping[str, AccountPusher] = getattr(source, "pushers", None) or {}
+            pushers: Mapping[str, PusherStats] = getattr(source, "pushers", None) or {}
             for account, p in sorted(pushers.items()):
-                depth.add_metric([account], len(p.pending))
-                parked.add_metric([account], 1 if p.account_park is not None else 0)
-                open_by_class = Counter(a.error_class for a in p.book.open_actions())
-                for cls, n in sorted(open_by_class.items()):
+                depth.add_metric([account], p.queue_depth())
+                parked.add_metric([account], 1 if p.parked_by() is not None else 0)
+                for cls, n in sorted(p.open_actions_by_class().items()):
                     actions.add_metric([account, cls], n)
         return [lag, depth, parked, actions]
 
@@ -232,20 +260,19 @@ def count_batch(
             DESIRED_CHANGES.labels(change).inc(n)
 
 
-def record_call(account: str, platform: str, attempts: Sequence[Attempt]) -> None:
+def record_call(account: str, platform: str, attempts: Sequence[CallAttempt]) -> None:
     """One channel call's attempts (one per listing update, as written to push-results)."""
     if not attempts:
         return
     PUSH_SECONDS.labels(platform).observe(attempts[0].latency_ms / 1000)
     classes: Counter[str] = Counter()
     for a in attempts:
-        if a.outcome.ok:
-            classes["ok"] += 1
-            ts = a.desired.source_ts
+        cls = a.result_class
+        classes[cls] += 1
+        if cls == "ok":
+            ts = a.source_ts
             if ts is not None:
                 EVENT_TO_CHANNEL_SECONDS.labels(platform).observe(max(0, a.at_ms - ts) / 1000)
-        else:
-            classes[a.decision.error_class if a.decision is not None else "unclassified"] += 1
     for cls, n in classes.items():
         PUSHES.labels(account, cls).inc(n)
 

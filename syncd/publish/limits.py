@@ -12,11 +12,8 @@ Owns:
   in every answer, read from ``ShopifyChannel.throttle_status``); both can be
   held for a while when the platform says "wait" (:meth:`Limiter.hold`) and
   slowed for a while after throttling answers (:meth:`Limiter.slow_down`);
-- the simple outcome classification from before the error table
-  (:func:`is_retriable`), kept only as a reference for tests: the pusher
-  classifies with :mod:`syncd.core.errortable`;
 - the optional retry bound (:class:`RetryPolicy`): caps a row's retry spec
-  (tests use it to keep retries short).
+  (tests use it to keep retries short; the publish stage gives none).
 
 A limiter paces the *start* of calls. The account's pusher acquires it once
 per call (retries included), so the rate holds whatever the outcome.
@@ -33,9 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
-from tenacity import RetryCallState, wait_random_exponential
 
-from syncd.channels.base import BATCH_REJECTED, PushOutcome, ThrottleStatus, setting
+from syncd.channels.base import Channel, ThrottleStatus, setting
 from syncd.config import PublishConfig
 from syncd.core.errortable import RetrySpec
 from syncd.errors import ConfigError
@@ -61,42 +57,6 @@ SLOW_FOR_S = 60.0
 
 SHOPIFY_DEFAULT_COST = 10.0
 """Points an ``inventorySetQuantities`` call is assumed to cost before the first answer."""
-
-THROTTLE_CODES = frozenset({"THROTTLED", "ApiCallLimit", "E901", "error_server"})
-"""Platform codes of throttling answers (Shopify, Lazada gateway and business, Shopee)."""
-
-SERVER_CODES = frozenset({"INTERNAL_SERVER_ERROR", "error_inner", "1000"})
-"""The platforms' unspecified server errors (Shopify/Wayfair GraphQL, Shopee, Lazada ISP)."""
-
-TRANSPORT_CODES = frozenset({"channel_transport", "channel_timeout"})
-
-
-def _bare(code: str) -> str:
-    """Shopee keeps its module prefix (``product.error_server``); compare without it."""
-    return code if code.startswith("syncd.") else code.rsplit(".", 1)[-1]
-
-
-def is_throttle(outcome: PushOutcome) -> bool:
-    return outcome.http_status == 429 or (
-        outcome.code is not None and _bare(outcome.code) in THROTTLE_CODES
-    )
-
-
-def is_retriable(outcome: PushOutcome) -> bool:
-    """Whether a failed outcome is worth another attempt (the classification before the
-    error table): throttling, HTTP 5xx, the platforms' unspecified server errors, transport
-    errors, and updates refused only because of *other* updates of the same call."""
-    if outcome.ok:
-        return False
-    if outcome.retry_after_s is not None or is_throttle(outcome):
-        return True
-    if outcome.http_status is not None and outcome.http_status >= 500:
-        return True
-    code = outcome.code
-    if code is None:
-        return False
-    return code in TRANSPORT_CODES or code == BATCH_REJECTED or _bare(code) in SERVER_CODES
-
 
 # -- per-account settings ------------------------------------------------------
 
@@ -142,7 +102,7 @@ class Limiter(Protocol):
         """Wait until one more call may start."""
         ...
 
-    def done(self, channel: object) -> None:
+    def done(self, channel: Channel) -> None:
         """A call started after :meth:`acquire` has ended (whatever its outcome)."""
         ...
 
@@ -196,7 +156,7 @@ class RequestLimiter:
             await self._slow.acquire()
         await self._bucket.acquire()
 
-    def done(self, channel: object) -> None:
+    def done(self, channel: Channel) -> None:
         pass
 
     def hold(self, seconds: float) -> None:
@@ -259,10 +219,10 @@ class CostLimiter:
                 await asyncio.sleep((self.cost - level) / self.restore_rate)
             self._in_flight += 1
 
-    def done(self, channel: object) -> None:
+    def done(self, channel: Channel) -> None:
         self._in_flight = max(0, self._in_flight - 1)
-        status = getattr(channel, "throttle_status", None)
-        if isinstance(status, ThrottleStatus) and status is not self._seen:
+        status = channel.throttle_status
+        if status is not None and status is not self._seen:
             self._seen = status
             costs = [c for c in (status.requested_cost, status.actual_cost) if c is not None]
             if costs:
@@ -295,7 +255,7 @@ class Limiters:
         for part in self.parts:
             await part.acquire()
 
-    def done(self, channel: object) -> None:
+    def done(self, channel: Channel) -> None:
         for part in self.parts:
             part.done(channel)
 
@@ -324,34 +284,14 @@ def make_limiter(limits: AccountLimits) -> Limiter:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Bounded, jittered retries. The error table's rows give each failure its own
+    """A cap on retries. The error table's rows give each failure its own
     :class:`~syncd.core.errortable.RetrySpec`; a policy given to the pusher caps it
-    (:meth:`bound`); the publisher gives none."""
+    (:meth:`bound`; tests keep retries short so); the publish stage gives none."""
 
     max_attempts: int = 5
     max_seconds: float = 60.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
-
-    @classmethod
-    def from_config(cls, publish: PublishConfig) -> RetryPolicy:
-        return cls(
-            publish.max_attempts,
-            publish.max_retry_seconds,
-            publish.backoff_initial_s,
-            publish.backoff_max_s,
-        )
-
-    def delay(self, state: RetryCallState, retry_after_s: float | None) -> float:
-        """Full-jitter exponential backoff, never shorter than what the platform asked for."""
-        jitter = wait_random_exponential(multiplier=self.backoff_initial_s, max=self.backoff_max_s)(
-            state
-        )
-        return max(float(jitter), retry_after_s or 0.0)
-
-    def gives_up(self, attempt: int, elapsed_s: float, next_delay_s: float) -> bool:
-        """After ``attempt`` failed: True when no further attempt may start."""
-        return attempt >= self.max_attempts or elapsed_s + next_delay_s > self.max_seconds
 
     def bound(self, spec: RetrySpec) -> RetrySpec:
         """``spec`` with every figure capped by this policy's."""

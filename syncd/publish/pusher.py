@@ -46,10 +46,9 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
 import structlog
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never
@@ -71,6 +70,17 @@ from syncd.core.reconcile import READ_BACK_CODES, Drift, Settings, check
 from syncd.errors import ChannelError
 from syncd.obs import metrics
 from syncd.publish.limits import AccountLimits, Limiter, RetryPolicy
+from syncd.records import Desired, PushResult, action_of
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "AccountPusher",
+    "ActionWriter",
+    "Attempt",
+    "Desired",
+    "Sink",
+    "push_result",
+]
 
 log = structlog.get_logger("syncd.publish.pusher")
 
@@ -90,43 +100,6 @@ ActionWriter = Callable[[Sequence[tuple[str, dict[str, Any]]]], Awaitable[None]]
 
 
 # -- values --------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Desired:
-    """The newest desired quantity of one listing and the records it answers for."""
-
-    key: str
-    """``<account>/<listing ref>``, the desired topic's key."""
-    listing: dict[str, Any]
-    listing_ref: str
-    sku: str
-    quantity: int
-    source_ts: int | None
-    offsets: list[int] = field(default_factory=list)
-    """Offsets (in the account's desired partition) resolved when this value is."""
-
-    def update(self) -> StockUpdate:
-        return StockUpdate(self.listing, self.listing_ref, self.quantity)
-
-
-def decode_desired(key: bytes | None, value: bytes) -> Desired:
-    """A desired-topic record (see ``processor._emit_desired``); ValueError when malformed."""
-    d = orjson.loads(value)
-    if not isinstance(d, dict):
-        raise ValueError("not a JSON object")
-    account, ref, qty = d.get("account"), d.get("listing_ref"), d.get("quantity")
-    listing, sku, ts = d.get("listing"), d.get("sku"), d.get("source_ts")
-    if not (isinstance(account, str) and isinstance(ref, str) and isinstance(listing, dict)):
-        raise ValueError("account, listing and listing_ref are required")
-    if not isinstance(qty, int) or isinstance(qty, bool) or qty < 0:
-        raise ValueError("quantity must be an integer >= 0")
-    if ts is not None and not isinstance(ts, int):
-        raise ValueError("source_ts must be an integer or null")
-    listing_key = f"{account}/{ref}"
-    if key is not None and key.decode(errors="replace") != listing_key:
-        raise ValueError("key does not match account/listing_ref")
-    return Desired(listing_key, listing, ref, str(sku or ""), qty, ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,38 +130,43 @@ class Attempt:
     def quantity(self) -> int:
         return self.desired.quantity if self.sent is None else self.sent
 
+    @property
+    def source_ts(self) -> int | None:
+        return self.desired.source_ts
 
-def push_result(account: str, a: Attempt) -> dict[str, Any]:
-    """The push-results record value of one attempt (the keys after ``retriable`` only
-    when they apply)."""
+    @property
+    def result_class(self) -> str:
+        """``ok``, else the error table's class of the failure (``unclassified``: none)."""
+        if self.outcome.ok:
+            return "ok"
+        return self.decision.error_class if self.decision is not None else "unclassified"
+
+
+def push_result(account: str, a: Attempt) -> PushResult:
+    """The push-results record of one attempt."""
     d, o, dec = a.desired, a.outcome, a.decision
-    out = {
-        "account": account,
-        "listing_ref": d.listing_ref,
-        "sku": d.sku,
-        "quantity": a.quantity,
-        "ok": o.ok,
-        "attempt": a.attempt,
-        "http_status": o.http_status,
-        "code": o.code,
-        "message": o.message,
-        "latency_ms": round(a.latency_ms, 1),
-        "source_ts": d.source_ts,
-        "acked_at": a.at_ms if o.ok else None,
-        "final": a.final,
-        "retriable": dec is not None and dec.error_class == "retry",
-    }
-    if a.quantity != d.quantity:
-        out["desired_quantity"] = d.quantity
-    if a.held is not None:
-        out["held"] = a.held
-    if a.min_quantity is not None:
-        out["min_quantity"] = a.min_quantity
-    if dec is not None:
-        out["class"] = dec.error_class
-        out["row"] = dec.row.id
-        out["action"] = dec.action
-    return out
+    return PushResult(
+        account,
+        d.listing_ref,
+        d.sku,
+        a.quantity,
+        o.ok,
+        a.attempt,
+        o.http_status,
+        o.code,
+        o.message,
+        round(a.latency_ms, 1),
+        d.source_ts,
+        a.at_ms if o.ok else None,
+        a.final,
+        dec is not None and dec.error_class == "retry",
+        d.quantity if a.quantity != d.quantity else None,
+        a.held,
+        a.min_quantity,
+        dec.error_class if dec is not None else None,
+        dec.row.id if dec is not None else None,
+        dec.action if dec is not None else None,
+    )
 
 
 class Sink(Protocol):
@@ -362,6 +340,54 @@ class AccountPusher:
         if self.inflight or self._writes:
             return False
         return not self.pending or (self.account_park is not None and not self._probe_due)
+
+    # -- for the stage, the admin server and the metrics ------------------------------
+
+    def use_table(self, table: ErrorTable) -> None:
+        """Classify with ``table`` from now on (a reloaded error table)."""
+        self.table = table
+
+    def drop_queued(self) -> int:
+        """Drop every queued (not in flight) update unsent; returns how many (on stop:
+        their offsets stay uncommitted, so the next owner sends them)."""
+        keys = list(self.pending)
+        for key in keys:
+            self._drop_pending(key)
+        return len(keys)
+
+    def probe_now(self) -> None:
+        """A parked account probes at the prober's next tick (an operator's Retry)."""
+        if self.account_park is not None:
+            self.account_park.next_probe = 0.0
+
+    def retry_now(self, listing_ref: str) -> str:
+        """Send the newest kept quantity of a listing again now (an operator's Retry);
+        says what happened: ``already_queued``, ``requeued`` (retries had run out),
+        ``probe_now`` (a held listing, probed at the next tick) or ``no_quantity_kept``
+        (a manual row keeps nothing: the next newer record sends it)."""
+        key = f"{self.account}/{listing_ref}"
+        held = self.held.get(key)
+        if key in self.pending or key in self.inflight:
+            return "already_queued"
+        if key in self.parked:  # retries ran out: what the retry pass would do
+            self.offer(self.parked[key])
+            return "requeued"
+        if held is not None and held.desired is not None:
+            held.next_probe = 0.0  # the prober sends its newest quantity at its next tick
+            return "probe_now"
+        return "no_quantity_kept"
+
+    def parked_by(self) -> Decision | None:
+        """The decision the account is parked with, else None."""
+        return self.account_park.decision if self.account_park is not None else None
+
+    def queue_depth(self) -> int:
+        """Listings with a quantity waiting to be sent."""
+        return len(self.pending)
+
+    def open_actions_by_class(self) -> Counter[str]:
+        """Open manual actions, by the error table's class."""
+        return Counter(a.error_class for a in self.book.open_actions())
 
     def _place(self, key: str) -> None:
         d = self.pending[key]
@@ -623,16 +649,7 @@ class AccountPusher:
         rc = self.reconcile_settings
         reading = rc is not None and rc.interval_s > 0  # else an acknowledgement clears
         for r in records:
-            a = Action(
-                self.account,
-                str(r["action"]),
-                str(r["class"]),
-                str(r.get("hint", "")),
-                int(r.get("opened_at", 0)),
-                int(r.get("updated_at", 0)),
-                dict.fromkeys(str(ref) for ref in r.get("listings", [])),
-                count=int(r.get("count", 0)),
-            )
+            a = action_of(self.account, r)
             self.book.actions[a.action] = a
             dec = self._restored_decision(a)
             if dec is None:
@@ -764,13 +781,9 @@ class AccountPusher:
     async def _reauthorize(self) -> tuple[str, Decision | None]:
         """Force a token refresh: ``("ok", None)``, ``("refused", decision of the
         refusal)`` or ``("unreachable", decision)``."""
-        access = getattr(self.channel, "access_token", None)
-        refresh = getattr(self.channel, "refresh_token", None)
-        if access is None or refresh is None:
-            return "refused", None
         try:
-            stale = await access()
-            await refresh(stale=stale)
+            if not await self.channel.reauthorize():
+                return "refused", None
         except ChannelAuthError as e:
             o = PushOutcome(
                 "", False, e.http_status, e.platform_code, e.platform_message, None, None

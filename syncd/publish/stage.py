@@ -26,23 +26,20 @@ Owns the Kafka side of publishing (the per-account sending is
   again by the next owner: quantities are absolute) and what is resolved is
   committed;
 - bounded modes (until caught up, or N records), and a stop that lets queued
-  sends finish for ``publish.stop_deadline_s``;
-- the entry point ``python -m syncd.publish.stage --config FILE [--until-caught-up]
-  [--max-records N]`` (:func:`main`, :func:`serve`).
+  sends finish for ``publish.stop_deadline_s``.
+
+It runs under ``syncd --config FILE run --stage publish`` (:mod:`syncd.cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import heapq
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -66,15 +63,21 @@ from syncd.kafka import bus
 from syncd.obs import metrics
 from syncd.obs.health import StageHealth, watch_kafka
 from syncd.publish.limits import AccountLimits, Limiter, make_limiter
-from syncd.publish.pusher import (
-    AccountPusher,
-    Attempt,
+from syncd.publish.pusher import AccountPusher, Attempt, push_result
+from syncd.records import (
     Desired,
+    Hold,
+    decode_acked,
+    decode_action,
     decode_desired,
-    push_result,
+    decode_hold,
+    encode_acked,
+    encode_action,
+    encode_hold,
+    encode_push_result,
 )
 
-__all__ = ["OffsetTracker", "PublishService", "main"]
+__all__ = ["OffsetTracker", "PublishService"]
 
 log = structlog.get_logger("syncd.publish.stage")
 
@@ -298,9 +301,7 @@ class PublishService:
         offsets stay uncommitted and the next owner sends them."""
         held = 0
         for pusher in self.pushers.values():
-            for key in list(pusher.pending):
-                pusher._drop_pending(key)
-                held += 1
+            held += pusher.drop_queued()
         in_flight = sum(len(p.inflight) for p in self.pushers.values())
         deadline = self.cfg.publish.stop_deadline_s
         log.info("publish_stopping", in_flight=in_flight, held_back=held, deadline_s=deadline)
@@ -454,10 +455,10 @@ class PublishService:
         futures = []
         for a in attempts:
             key = a.desired.key.encode()
-            value = orjson.dumps(push_result(account, a))
+            value = encode_push_result(push_result(account, a))
             futures.append(await self.producer.send(t.push_results, value, key=key))
             if a.write_acked:
-                acked = orjson.dumps({"quantity": a.desired.quantity, "at": a.at_ms})
+                acked = encode_acked(a.desired.quantity, a.at_ms)
                 futures.append(
                     await self.producer.send(t.acked, acked, key=key, partition=partition)
                 )
@@ -469,15 +470,16 @@ class PublishService:
         """Hand a campaign hold (or its end) to the compute stage: ``topics.holds``, in the
         SKU's stock partition, keyed (and compacted) by account and SKU."""
         assert a.held is not None
-        sku = a.desired.sku
-        self._holds[account, sku] = a.held
-        value = {"account": account, "sku": sku, "listing_ref": a.desired.listing_ref}
-        log.info("campaign_hold", held=a.held, **value)
+        h = Hold(account, a.desired.sku, a.desired.listing_ref, a.held, a.at_ms)
+        self._holds[account, h.sku] = a.held
+        log.info(
+            "campaign_hold", held=a.held, account=account, sku=h.sku, listing_ref=h.listing_ref
+        )
         sent: Awaitable[Any] = await self.producer.send(
             self.cfg.topics.holds,
-            orjson.dumps({**value, "held": a.held, "at": a.at_ms}),
-            key=f"{account}/{sku}".encode(),
-            partition=bus.partition_for(sku, self._stock_partitions),
+            encode_hold(h),
+            key=h.key.encode(),
+            partition=bus.partition_for(h.sku, self._stock_partitions),
         )
         return sent
 
@@ -495,7 +497,7 @@ class PublishService:
         t = self.cfg.topics
         try:
             futures = [
-                await self.producer.send(t.actions, orjson.dumps(value), key=key.encode())
+                await self.producer.send(t.actions, encode_action(value), key=key.encode())
                 for key, value in records
             ]
             await asyncio.gather(*futures)
@@ -513,7 +515,7 @@ class PublishService:
             return error
         self.table = table
         for pusher in self.pushers.values():
-            pusher.table = table
+            pusher.use_table(table)
         log.info("error_table_reloaded", path=self.table_path or "shipped", rows=len(table.rows))
         return None
 
@@ -554,11 +556,9 @@ class PublishService:
                 restored[rec.partition].pop(key, None)
                 continue
             try:
-                qty = orjson.loads(rec.value)["quantity"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+                restored[rec.partition][key] = decode_acked(rec.value).quantity
+            except ValueError:
                 continue
-            if isinstance(qty, int):
-                restored[rec.partition][key] = qty
         self.restorer.unsubscribe()
         self._acked.update(restored)
         await self._restore_holds()
@@ -586,13 +586,12 @@ class PublishService:
             self.restorer, [TopicPartition(t.holds, p) for p in range(n)]
         ):
             if rec.value is not None:
-                h = orjson.loads(rec.value)
-                self._holds[h["account"], h["sku"]] = h["held"]
-                key = f"{h['account']}/{h['listing_ref']}"
-                if h["held"]:
-                    self._listing_holds[key] = h["held"]
+                h = decode_hold(rec.value)
+                self._holds[h.account, h.sku] = h.held
+                if h.held:
+                    self._listing_holds[h.listing_key] = h.held
                 else:
-                    self._listing_holds.pop(key, None)
+                    self._listing_holds.pop(h.listing_key, None)
         self.restorer.unsubscribe()
 
     async def _restore_actions(self, partitions: set[int]) -> None:
@@ -613,10 +612,10 @@ class PublishService:
         async for rec in bus.read_to_end(self.restorer, [TopicPartition(t.actions, 0)]):
             key = rec.key.decode(errors="replace") if rec.key is not None else ""
             try:
-                value = orjson.loads(rec.value) if rec.value is not None else None
-            except orjson.JSONDecodeError:
+                value = decode_action(rec.value) if rec.value is not None else None
+            except ValueError:
                 continue
-            if isinstance(value, dict) and value.get("account") in mine:
+            if value is not None and value.get("account") in mine:
                 latest[key] = value
             else:
                 latest.pop(key, None)
@@ -665,31 +664,3 @@ class PublishService:
 
 async def _delivered(futures: Sequence[Awaitable[Any]]) -> None:
     await asyncio.gather(*futures)
-
-
-# -- entry point ---------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m syncd.publish.stage --config FILE [--until-caught-up] [--max-records N]``:
-    the same as ``syncd --config FILE run --stage publish ...``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m syncd.publish.stage", description="Run the syncd publish stage."
-    )
-    parser.add_argument("--config", help="configuration file (default $SYNCD_CONFIG)")
-    parser.add_argument("--until-caught-up", action="store_true")
-    parser.add_argument("--max-records", type=int)
-    args = parser.parse_args(argv)
-    from syncd import cli
-
-    forward = ["--config", args.config] if args.config else []
-    forward += ["run", "--stage", "publish"]
-    if args.until_caught_up:
-        forward.append("--until-caught-up")
-    if args.max_records is not None:
-        forward += ["--max-events", str(args.max_records)]
-    return cli.main(forward)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,7 +20,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from syncd.channels.base import Channel, PushOutcome, StockUpdate
+from syncd.channels.base import Channel, PushOutcome, StockUpdate, ThrottleStatus
 from syncd.publish.pusher import Attempt, push_result
 
 __all__ = ["FakeChannel", "Handler", "ManualClock", "MemorySink"]
@@ -58,6 +58,8 @@ class FakeChannel:
         self.stock: dict[str, int] = {}
         self.held: dict[str, int] = {}
         self.closed = False
+        self.throttle_status: ThrottleStatus | None = None
+        """No cost bucket to report."""
 
     def batches(self, updates: Sequence[StockUpdate]) -> list[list[StockUpdate]]:
         """Chunks of ``max_batch``, the last update per listing only, order kept."""
@@ -87,6 +89,10 @@ class FakeChannel:
     async def close(self) -> None:
         self.closed = True
 
+    async def reauthorize(self) -> bool:
+        """No token to refresh: a refusal of the token parks the account."""
+        return False
+
 
 def _is_a_channel(channel: FakeChannel) -> Channel:
     """Type check only: a FakeChannel satisfies the Channel protocol."""
@@ -108,7 +114,7 @@ class MemorySink:
         self, account: str, partition: int, attempts: Sequence[Attempt]
     ) -> Awaitable[None]:
         """Keep the attempts' records; durable at once."""
-        self.results.extend(push_result(account, a) for a in attempts)
+        self.results.extend(push_result(account, a).value() for a in attempts)
         for a in attempts:
             if a.write_acked:
                 self.acked[a.desired.key] = a.quantity

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from syncd import records
 from syncd.config import Config
 from syncd.contract import decode_listing
 from syncd.core import desired
@@ -126,15 +126,15 @@ async def listings(cfg: Config) -> list[dict[str, Any]]:
     for key, value in (await read_latest(cfg, cfg.topics.desired, list(range(n)))).items():
         if value is None:
             continue
-        d = orjson.loads(value)
+        d = records.decode_desired(None, value)
         ack = acked_raw.get(key)
         rows.append(
             {
-                "account": d["account"],
-                "listing": d["listing_ref"],
-                "sku": d["sku"],
-                "desired": d["quantity"],
-                "acked": orjson.loads(ack)["quantity"] if ack else None,
+                "account": d.account,
+                "listing": d.listing_ref,
+                "sku": d.sku,
+                "desired": d.quantity,
+                "acked": records.decode_acked(ack).quantity if ack else None,
                 "key": key.decode(),
             }
         )

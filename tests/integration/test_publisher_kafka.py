@@ -3,7 +3,7 @@
 Desired records are written straight to ``<p>.desired`` (the compute stage is
 tested elsewhere), the sandboxes run in the test's event loop on 127.0.0.1,
 and the publisher runs either in-process (:class:`PublishService`) or as real
-processes (``python -m syncd.publish.stage --config FILE``) in one consumer group.
+processes (``python -m syncd --config FILE run --stage publish``) in one consumer group.
 
 - end to end: newest quantities reach every platform, push-results and the
   acked topic are written, skipped records are counted and committed;
@@ -237,9 +237,12 @@ async def test_two_processes_share_the_accounts_and_never_exceed_a_rate(
                 await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
-                    "syncd.publish.stage",
+                    "syncd",
                     "--config",
                     str(path),
+                    "run",
+                    "--stage",
+                    "publish",
                     stdout=out,
                     stderr=asyncio.subprocess.STDOUT,
                     env=env,

@@ -21,10 +21,8 @@ from typing import Any
 import pytest
 
 from syncd.channels.base import (
-    BATCH_REJECTED,
     Channel,
     MemoryTokenStore,
-    PushOutcome,
     listing_ref,
     make_channel,
 )
@@ -34,7 +32,6 @@ from syncd.publish.limits import (
     CostLimiter,
     RequestLimiter,
     RetryPolicy,
-    is_retriable,
     make_limiter,
 )
 from syncd.publish.pusher import AccountPusher, Desired
@@ -439,42 +436,6 @@ def test_default_limits_per_platform() -> None:
         "shopee:x", "shopee", {"rate_per_s": 12, "burst": 3, "max_in_flight": 2}, pub
     )
     assert (own.rate_per_s, own.burst, own.max_in_flight, own.source) == (12.0, 3, 2, "config")
-
-
-def _o(
-    ok: bool = False, status: int | None = 200, code: str | None = None, after: float | None = None
-) -> PushOutcome:
-    return PushOutcome("{}", ok, status, code, None, after, None)
-
-
-@pytest.mark.parametrize(
-    ("outcome", "retriable"),
-    [
-        (_o(ok=True), False),
-        (_o(status=429, code="error_server"), True),  # Shopee throttling
-        (_o(code="product.error_server"), True),  # Shopee prefix kept
-        (_o(code="ApiCallLimit", after=1.0), True),  # Lazada gateway throttle
-        (_o(code="E901"), True),
-        (_o(code="THROTTLED", after=0.2), True),  # Shopify
-        (_o(status=429, code=None, after=1.0), True),  # Wayfair
-        (_o(status=500), True),
-        (_o(status=501), True),
-        (_o(status=503, code=None), True),
-        (_o(code="INTERNAL_SERVER_ERROR"), True),
-        (_o(status=500, code="error_inner"), True),
-        (_o(code="1000"), True),  # Lazada ISP internal error
-        (_o(status=None, code="channel_timeout"), True),
-        (_o(status=None, code="channel_transport"), True),
-        (_o(code=BATCH_REJECTED), True),
-        (_o(code="error_item_not_found"), False),
-        (_o(code="error_holiday_mode_change_stock"), False),
-        (_o(status=401, code="error_auth"), False),
-        (_o(status=None, code="syncd.invalid_listing"), False),
-        (_o(code="INVALID_INVENTORY_ITEM"), False),
-    ],
-)
-def test_simple_classification(outcome: PushOutcome, retriable: bool) -> None:
-    assert is_retriable(outcome) is retriable
 
 
 # -- configuration ------------------------------------------------------------------------
