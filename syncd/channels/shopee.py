@@ -42,6 +42,7 @@ from syncd.channels.base import (
 )
 from syncd.channels.http import HttpChannel
 from syncd.channels.signing import shopee_sign
+from syncd.core.errortable import bare_code
 
 UPDATE_STOCK = "/api/v2/product/update_stock"
 GET_MODEL_LIST = "/api/v2/product/get_model_list"
@@ -57,17 +58,12 @@ _TOKEN_CODES = {"error_auth", "error_param", "error_permission"}
 _ALWAYS_TOKEN_CODES = {"invalid_acceess_token", "invalid_access_token", "error_invalid_token"}
 
 
-def strip_module(code: str) -> str:
-    """``product.error_busi`` -> ``error_busi`` (for decisions only; outcomes keep the prefix)."""
-    return code.rsplit(".", 1)[-1] if "." in code else code
-
-
 def is_token_error(status: int, body: Any) -> bool:
     if status == 401:
         return True
     if not isinstance(body, dict):
         return False
-    code = strip_module(str(body.get("error") or ""))
+    code = bare_code("shopee", str(body.get("error") or "")) or ""
     message = str(body.get("message") or "").lower()
     if code in _ALWAYS_TOKEN_CODES:
         return True

@@ -26,8 +26,8 @@ from syncd.channels.shopee import (
     is_token_error,
     parse_update_stock,
     seller_stock_of,
-    strip_module,
 )
+from syncd.core.errortable import bare_code
 from syncd.testing.sandbox import Sandbox
 from tests.fixtures.channels import SandboxFactory, answer, upd
 
@@ -178,7 +178,7 @@ def test_token_error_detection() -> None:
         200, {"error": "error_auth", "message": "Invalid partner_id or shopid."}
     )
     assert not is_token_error(200, {"error": "", "message": ""})
-    assert strip_module("product.error_busi") == "error_busi"
+    assert bare_code("shopee", "product.error_busi") == "error_busi"
 
 
 def test_seller_stock_read_back() -> None:
