@@ -1,28 +1,18 @@
 """One channel account's sending: newest quantity per listing, in order, within its limits.
 
 Owns :class:`AccountPusher`: the task lifecycle of one account and the composition of
-its parts, which talk through public methods:
-
-- the send queue (:class:`syncd.core.sending.SendQueue`, pure): many records for a
-  listing, one call (a newer quantity replaces the pending one; one equal to the last
-  acknowledged one is not sent); send order stock-outs, then decreases, then
-  increases, against the last acknowledged quantity; never two calls for one listing;
-- the calls (:class:`syncd.publish.calls.CallRunner`): up to ``max_in_flight`` calls,
-  each started through the account's limiter (:mod:`syncd.publish.limits`), retries
-  included; every failed outcome classified with the error table and handled by its
-  class (``retry``, ``refresh-auth``, ``park-account``, ``park-listing``, ``adjust``,
-  ``manual``; docs/error-table.md); every attempt recorded; cancellation never caught;
-- parking and probes (:class:`syncd.publish.parking.Parking`);
-- read-back and restore (:class:`syncd.publish.readback.ReadBack`,
-  docs/reconciliation.md);
-- the retry pass: listings whose retries ran out are sent again every
-  ``retry_pass_s`` unless a newer record came;
-- manual actions, grouped per (account, row action) by
-  :class:`syncd.core.actions.ActionBook` and handed to the action writer; a later
-  success (or the account's unparking) resolves them.
-
-The values it works with (:class:`Attempt`, :func:`push_result`, :class:`Sink`) live in
-:mod:`syncd.publish.types` and are re-exported here.
+its parts, which talk through public methods: the pure send queue
+(:class:`syncd.core.sending.SendQueue`: newest quantity per listing, stock-outs then
+decreases then increases, never two calls for one listing), the calls
+(:class:`syncd.publish.calls.CallRunner`: up to ``max_in_flight``, each through the
+account's limiter; every failure handled by its error-table class, docs/error-table.md;
+every attempt recorded; cancellation never caught), parking and probes
+(:class:`syncd.publish.parking.Parking`), read-back and restore
+(:class:`syncd.publish.readback.ReadBack`, docs/reconciliation.md), the retry pass
+(listings whose retries ran out are sent again every ``retry_pass_s`` unless a newer
+record came) and the account's manual actions (:class:`syncd.core.actions.ActionBook`).
+:class:`Attempt`, :func:`push_result` and :class:`Desired` are re-exported from
+:mod:`syncd.publish.types`.
 """
 
 from __future__ import annotations
@@ -47,17 +37,9 @@ from syncd.publish.limits import AccountLimits, Limiter, RetryPolicy
 from syncd.publish.parking import AUTH_PROBE_S, Parking
 from syncd.publish.readback import ReadBack
 from syncd.publish.shared import Shared
-from syncd.publish.types import INTERNAL_ERROR, ActionWriter, Attempt, Park, Sink, push_result
+from syncd.publish.types import ActionWriter, Attempt, Park, Sink, push_result
 
-__all__ = [
-    "INTERNAL_ERROR",
-    "AccountPusher",
-    "ActionWriter",
-    "Attempt",
-    "Desired",
-    "Sink",
-    "push_result",
-]
+__all__ = ["AccountPusher", "Attempt", "Desired", "push_result"]
 
 log = structlog.get_logger("syncd.publish.pusher")
 
@@ -100,8 +82,6 @@ class AccountPusher:
         self.settler = Settler(self.shared, self.parking, self.readback)
         self.calls = CallRunner(self.shared, self.parking, self.readback, self.settler, retry)
         self._tasks: list[asyncio.Task[None]] = []
-
-    # -- who and what ------------------------------------------------------------------
 
     @property
     def account(self) -> str:
@@ -146,8 +126,6 @@ class AccountPusher:
     @reconcile_settings.setter
     def reconcile_settings(self, settings: Settings | None) -> None:
         self.readback.settings = settings
-
-    # -- state (read by the stage, the admin server and tests) -------------------------
 
     @property
     def pending(self) -> dict[str, Desired]:
@@ -194,8 +172,6 @@ class AccountPusher:
             return False
         return not self.pending or self.parking.blocks_sending()
 
-    # -- intake (synchronous: called by the consumer loop) -----------------------------
-
     def offer(self, d: Desired) -> None:
         """Take a newer desired quantity for a listing (it replaces any pending one)."""
         sh = self.shared
@@ -233,8 +209,6 @@ class AccountPusher:
     async def reconcile(self, budget: AsyncLimiter) -> None:
         """One read-back pass (:meth:`syncd.publish.readback.ReadBack.reconcile`)."""
         await self.readback.reconcile(budget)
-
-    # -- for the stage, the admin server and the metrics --------------------------------
 
     def use_table(self, table: ErrorTable) -> None:
         """Classify with ``table`` from now on (a reloaded error table)."""
@@ -280,8 +254,6 @@ class AccountPusher:
     def open_actions_by_class(self) -> Counter[str]:
         """Open manual actions, by the error table's class."""
         return Counter(a.error_class for a in self.book.open_actions())
-
-    # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
         name = self.account
