@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from syncd.core.errortable import Decision, RetrySpec
+from syncd.core.keys import account_of
 
 STOCK_OUT, DECREASE, INCREASE = 0, 1, 2
 """Send classes, in send order."""
@@ -56,7 +57,7 @@ class Desired:
 
     @property
     def account(self) -> str:
-        return self.key.split("/", 1)[0]
+        return account_of(self.key)
 
     def kept(self, quantity: int | None = None) -> Desired:
         """A copy without offsets (what is kept once the offsets are handed over)."""
