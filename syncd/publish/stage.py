@@ -1,6 +1,9 @@
 """The publish stage as a running service: desired quantities in, marketplace calls out.
 
-Owns the wiring, the main loop and the routing of desired records (the per-account
+:class:`PublishService` is a :class:`~syncd.kafka.stage.KafkaStage` (the shared consumer
+lifecycle: clients, rebalance, pause -> restore -> resume, the commit rule, bounded mode,
+health probe, metrics). It owns the wiring, the main loop and the routing of desired
+records (the per-account
 sending is :mod:`syncd.publish.pusher`, the pacing and retry rules
 :mod:`syncd.publish.limits`, what is written back :mod:`syncd.publish.results`, what is
 read back on assignment :mod:`syncd.publish.restore`):
@@ -14,9 +17,9 @@ read back on assignment :mod:`syncd.publish.restore`):
   ``topics.actions``, written by :class:`~syncd.publish.results.KafkaResults`;
 - the accounts, their pushers and the error table (:mod:`syncd.publish.accounts`;
   SIGHUP reloads the table through :meth:`PublishService.reload_table`);
-- one :class:`OffsetTracker` per partition: an offset is committed only when
-  every earlier record of its partition is acknowledged, superseded by a
-  newer acknowledged quantity, or handed over as a failure;
+- one :class:`~syncd.kafka.offsets.OffsetTracker` per partition: an offset is
+  committed only when every earlier record of its partition is acknowledged,
+  superseded by a newer acknowledged quantity, or handed over as a failure;
 - on assignment the partitions are paused, their acknowledged quantities
   restored from ``<p>.acked`` and the open manual actions of their accounts
   from ``topics.actions`` (with the newest desired values, see
@@ -33,18 +36,13 @@ It runs under ``syncd --config FILE run --stage publish`` (:mod:`syncd.cli`).
 from __future__ import annotations
 
 import asyncio
-import heapq
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError
-from aiokafka.errors import KafkaError as AioKafkaError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import TopicPartition
 
 from syncd.channels.base import (
     Channel,
@@ -52,72 +50,27 @@ from syncd.channels.base import (
 )
 from syncd.config import Config
 from syncd.errors import ConfigError
-from syncd.kafka.clients import client_settings, ensure_topics
+from syncd.kafka.offsets import MAX_OPEN_OFFSETS, OffsetTracker
 from syncd.kafka.partitioning import partition_for
-from syncd.kafka.reading import at_end
+from syncd.kafka.stage import KafkaStage
 from syncd.obs import metrics
-from syncd.obs.health import StageHealth, watch_kafka
+from syncd.obs.health import StageHealth
 from syncd.publish.accounts import Accounts
 from syncd.publish.pusher import AccountPusher
 from syncd.publish.restore import Restorer
 from syncd.publish.results import KafkaResults
 from syncd.publish.routing import Router, Unlinked
 
-__all__ = ["OffsetTracker", "PublishService"]
+__all__ = ["PublishService"]
 
 log = structlog.get_logger("syncd.publish.stage")
 
-MAX_OPEN_OFFSETS = 200_000
-"""A partition with this many unresolved records is paused until half of them resolve."""
 
+class PublishService(KafkaStage[int]):
+    """The publish stage as a running service; see the module docstring. The unit of
+    restore is a partition number of ``<p>.desired`` (and of ``<p>.acked``)."""
 
-# -- offsets -----------------------------------------------------------------------
-
-
-class OffsetTracker:
-    """Unresolved offsets of one partition; :meth:`position` is the offset safe to commit."""
-
-    def __init__(self) -> None:
-        self._heap: list[int] = []
-        self._open: set[int] = set()
-        self.next: int | None = None
-
-    def add(self, offset: int) -> None:
-        heapq.heappush(self._heap, offset)
-        self._open.add(offset)
-        self.next = offset + 1
-
-    def done(self, offsets: Iterable[int]) -> None:
-        self._open.difference_update(offsets)
-
-    @property
-    def open(self) -> int:
-        return len(self._open)
-
-    def position(self) -> int | None:
-        """The lowest unresolved offset, else one past the newest offset seen."""
-        while self._heap and self._heap[0] not in self._open:
-            heapq.heappop(self._heap)
-        return self._heap[0] if self._heap else self.next
-
-
-# -- the service -------------------------------------------------------------------
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, svc: PublishService) -> None:
-        self.svc = svc
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        async with self.svc.lock:  # waits for the intake in flight; pushers are cancelled
-            await self.svc.revoke(list(revoked))
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.svc.assign(list(assigned))
-
-
-class PublishService:
-    """The publish stage as a running service; see the module docstring."""
+    name: ClassVar[str] = "publish"
 
     def __init__(
         self,
@@ -128,18 +81,12 @@ class PublishService:
         token_store: TokenStore | None = None,
         health: StageHealth | None = None,
     ) -> None:
-        self.cfg = cfg
-        self.health = health or StageHealth("publish")
-        self.until_caught_up = until_caught_up
+        super().__init__(cfg, until_caught_up=until_caught_up, health=health)
         self.max_records = max_records
         self.accounts = Accounts(cfg, token_store)
-        self.lock = asyncio.Lock()
         self.counts: Counter[str] = Counter()
         self.records = 0
-        self._stop = asyncio.Event()
         self._trackers: dict[int, OffsetTracker] = {}
-        self._committed: dict[int, int] = {}
-        self._to_restore: set[int] = set()
         self._paused: set[int] = set()
         self._partitions = cfg.topics.desired_partitions
         self._stock_partitions = cfg.topics.input_partitions
@@ -165,48 +112,47 @@ class PublishService:
     def request_stop(self) -> None:
         """Stop fetching and sending: calls in flight may finish for ``stop_deadline_s``,
         then what is acknowledged is committed and the consumer leaves the group."""
-        self._stop.set()
-
-    # -- rebalance ----------------------------------------------------------------
-
-    def assign(self, assigned: Sequence[TopicPartition]) -> None:
-        mine = [tp for tp in assigned if tp.topic == self.cfg.topics.desired]
-        if mine:
-            self.consumer.pause(*mine)
-        for tp in mine:
-            self._trackers[tp.partition] = OffsetTracker()
-            self._to_restore.add(tp.partition)
-        self.health.assigned = True
-        self.health.restoring = self.health.restoring or bool(mine)
-        log.info(
-            "partitions_assigned",
-            topic=self.cfg.topics.desired,
-            partitions=sorted(tp.partition for tp in mine),
-        )
-
-    async def revoke(self, revoked: Sequence[TopicPartition]) -> None:
-        gone = {tp.partition for tp in revoked if tp.topic == self.cfg.topics.desired}
-        await self.accounts.stop(self.counts, gone)
-        await self._commit(only=gone)
-        for p in gone:
-            self._trackers.pop(p, None)
-            self.restore.forget(p)
-            self._to_restore.discard(p)
-            self._paused.discard(p)
-        self.health.assigned = False
-        log.info("partitions_revoked", topic=self.cfg.topics.desired, partitions=sorted(gone))
-
-    # -- life cycle ----------------------------------------------------------------
+        super().request_stop()
 
     async def run(self) -> Counter[str]:
-        cfg = self.cfg
-        t = cfg.topics
-        counts = await ensure_topics(cfg)
-        self._partitions = counts[t.desired]
-        self._stock_partitions = counts[t.holds]
-        settings = client_settings(cfg.kafka)
-        self.producer = AIOKafkaProducer(**settings, acks="all", linger_ms=2)
-        self.restorer = AIOKafkaConsumer(**settings, enable_auto_commit=False, fetch_max_wait_ms=50)
+        """Run until stopped (or, in a bounded mode, done); returns the outcome counts."""
+        try:
+            await self.run_stage()
+        finally:
+            log.info("publish_stopped", records=self.records, **dict(sorted(self.counts.items())))
+        return self.counts
+
+    # -- what KafkaStage asks ------------------------------------------------------------
+
+    def group_id(self) -> str:
+        return f"{self.cfg.kafka.group_id}-publish"
+
+    def topics(self) -> list[str]:
+        return [self.cfg.topics.desired]
+
+    def restore_key(self, tp: TopicPartition) -> int | None:
+        return tp.partition if tp.topic == self.cfg.topics.desired else None
+
+    def resume_of(self, key: int) -> list[TopicPartition]:
+        return [TopicPartition(self.cfg.topics.desired, key)]
+
+    def describe(self, tps: Sequence[TopicPartition]) -> dict[str, Any]:
+        desired = self.cfg.topics.desired
+        return {"topic": desired, "partitions": sorted(self._partitions_of(tps))}
+
+    def producer_settings(self) -> dict[str, Any]:
+        return {"acks": "all", "linger_ms": 2}
+
+    def consumer_settings(self) -> dict[str, Any]:
+        return {**super().consumer_settings(), "heartbeat_interval_ms": 1000}
+
+    async def prepare(self, partitions: Mapping[str, int]) -> None:
+        t = self.cfg.topics
+        self._partitions = partitions[t.desired]
+        self._stock_partitions = partitions[t.holds]
+
+    async def opened(self, settings: Mapping[str, Any]) -> None:
+        t = self.cfg.topics
         platforms = {a: ch.platform for a, ch in self.channels.items()}
         self.results = KafkaResults(
             self.producer, t, platforms, self._stock_partitions, self.resolve
@@ -221,62 +167,57 @@ class PublishService:
             self._pusher,
             self.resolve,
         )
-        self.consumer = AIOKafkaConsumer(
-            **settings,
-            group_id=f"{cfg.kafka.group_id}-publish",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            heartbeat_interval_ms=1000,
-            # One fetch is in flight per broker; a long poll delays partitions that just got
-            # data, so keep it short (latency, at ~20 empty fetches/s when idle).
-            fetch_max_wait_ms=50,
-        )
-        await self.producer.start()
-        await self.restorer.start()
-        failed = True
-        probe: asyncio.Task[None] | None = None
-        metrics.watch(self)  # consumer lag, queues, parked accounts, actions at every scrape
-        try:
-            self.consumer.subscribe([t.desired], listener=_Rebalance(self))
-            await self.consumer.start()
-            probe = asyncio.create_task(watch_kafka(self.health, self.consumer), name="probe")
-            log.info(
-                "publish_started",
-                accounts=sorted(self.channels),
-                group=f"{cfg.kafka.group_id}-publish",
-            )
-            await self._loop()
-            failed = False
-        finally:
-            metrics.unwatch(self)
-            if probe is not None:
-                probe.cancel()
-                await asyncio.gather(probe, return_exceptions=True)
-            drain = cfg.publish.stop_deadline_s if not failed and self._stop.is_set() else 0.0
-            await self.accounts.drain(self.counts, drain)
-            await self._commit()
-            await self.consumer.stop()
-            await self.restorer.stop()
-            await self.producer.stop()
-            await self.accounts.close()
-            log.info("publish_stopped", records=self.records, **dict(sorted(self.counts.items())))
-        return self.counts
 
-    async def _loop(self) -> None:
+    async def closing(self, failed: bool) -> None:
+        drain = self.cfg.publish.stop_deadline_s if not failed and self.stopping else 0.0
+        await self.accounts.drain(self.counts, drain)
+        await self._commit()
+
+    async def closed(self) -> None:
+        await self.accounts.close()
+
+    def taken(self, held: Sequence[TopicPartition]) -> None:
+        for p in self._partitions_of(held):
+            self._trackers[p] = OffsetTracker()
+
+    async def release(self, revoked: Sequence[TopicPartition]) -> None:
+        # Pushers are cancelled (a call in flight is sent again by the next owner:
+        # quantities are absolute); what is resolved is committed.
+        gone = self._partitions_of(revoked)
+        await self.accounts.stop(self.counts, gone)
+        await self._commit(only=gone)
+        for p in gone:
+            self._trackers.pop(p, None)
+            self.restore.forget(p)
+            self._paused.discard(p)
+
+    async def settled(self) -> bool:
+        """Everything read so far is resolved and sent."""
+        if any(not p.idle for p in self.pushers.values()):
+            return False
+        return not any(tr.open for tr in self._trackers.values())
+
+    def limit_reached(self) -> bool:
+        return self.max_records is not None and self.records >= self.max_records
+
+    def _partitions_of(self, tps: Iterable[TopicPartition]) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic == self.cfg.topics.desired}
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        log.info("publish_started", accounts=sorted(self.channels), group=self.group_id())
         pub = self.cfg.publish
-        next_commit = time.monotonic() + pub.commit_interval_ms / 1000
-        while not self._stop.is_set():
+        while not self.stopping:
             for pusher in self.pushers.values():
                 err = pusher.error()
                 if err is not None:
                     log.error("pusher_failed", account=pusher.account, error=repr(err))
                     raise err
-            await self._restore_pending()
-            self.health.restoring = bool(self._to_restore)
+            await self.restore_pending()
             self._backpressure()
             batch: Mapping[TopicPartition, Sequence[Any]] = {}
-            if self.max_records is not None and self.records >= self.max_records:
+            if self.limit_reached():
                 await asyncio.sleep(0.02)
             else:
                 limit = pub.batch_max_records
@@ -286,10 +227,9 @@ class PublishService:
             if batch:
                 async with self.lock:
                     await self._intake(batch)
-            if time.monotonic() >= next_commit:
-                next_commit = time.monotonic() + pub.commit_interval_ms / 1000
+            if self.commit_due(pub.commit_interval_ms / 1000):
                 await self._commit()
-            if (self.until_caught_up or self.max_records is not None) and await self._done():
+            if (self.until_caught_up or self.max_records is not None) and await self.done():
                 await self._commit()
                 log.info("publish_caught_up", records=self.records)
                 return
@@ -297,7 +237,7 @@ class PublishService:
     def _backpressure(self) -> None:
         desired = self.cfg.topics.desired
         for p, tracker in self._trackers.items():
-            if p in self._to_restore:
+            if self.restoring_key(p):
                 continue
             tp = TopicPartition(desired, p)
             if p not in self._paused and tracker.open >= MAX_OPEN_OFFSETS:
@@ -339,32 +279,22 @@ class PublishService:
     # -- commit and restore ------------------------------------------------------------
 
     async def _commit(self, only: Iterable[int] | None = None) -> None:
-        t = self.cfg.topics
+        """Commit each partition's :meth:`OffsetTracker.position` (KafkaStage's rule)."""
+        desired = self.cfg.topics.desired
         wanted = set(self._trackers) if only is None else set(only)
         offsets = {}
         for p in wanted:
             tracker = self._trackers.get(p)
             pos = tracker.position() if tracker is not None else None
-            if pos is not None and pos > self._committed.get(p, -1):
-                offsets[TopicPartition(t.desired, p)] = OffsetAndMetadata(pos, "")
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, AioKafkaError) as e:
-            # Rebalance or broker trouble: the offsets stay unresolved-safe; retried next time.
-            log.warning("commit_failed", topic=t.desired, error=type(e).__name__)
-            return
-        for tp, om in offsets.items():
-            self._committed[tp.partition] = om.offset
+            if pos is not None:
+                offsets[TopicPartition(desired, p)] = pos
+        await self.commit(offsets)
 
-    async def _restore_pending(self) -> None:
-        """Read back what newly assigned partitions need (:mod:`syncd.publish.restore`),
-        start the pushers of accounts with open actions, then resume the partitions."""
-        if not self._to_restore:
-            return
+    async def restore_state(self, pending: set[int]) -> None:
+        """Read back what newly assigned partitions need (:mod:`syncd.publish.restore`) and
+        start the pushers of accounts with open actions; KafkaStage resumes the partitions
+        after this returns."""
         t = self.cfg.topics
-        pending, self._to_restore = self._to_restore, set()
         started = time.monotonic()
         restored = await self.restore.read_acked(pending)
         self.results.restored_holds(await self.restore.read_holds())
@@ -377,9 +307,6 @@ class PublishService:
         for account in accounts:
             self._pusher(account, partition_for(account, self._partitions))
         log.info("actions_restored", topic=t.actions, accounts=accounts, listings=listings)
-        assigned = self.consumer.assignment()
-        resume = [TopicPartition(t.desired, p) for p in pending]
-        self.consumer.resume(*[tp for tp in resume if tp in assigned])
         took = time.monotonic() - started
         metrics.restored("publish", took)
         log.info(
@@ -389,15 +316,3 @@ class PublishService:
             listings=sum(len(r) for r in restored.values()),
             seconds=round(took, 3),
         )
-
-    async def _done(self) -> bool:
-        """Bounded modes: everything read so far (or to the end) is resolved and sent."""
-        if self._to_restore or any(not p.idle for p in self.pushers.values()):
-            return False
-        if any(tr.open for tr in self._trackers.values()):
-            return False
-        if self.max_records is not None and self.records >= self.max_records:
-            return True
-        if not self.until_caught_up:
-            return False
-        return await at_end(self.consumer, self.consumer.assignment())

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from syncd.channels.base import listing_ref
 from syncd.kafka.clients import ensure_topics
@@ -152,7 +153,8 @@ async def test_commits_wait_for_every_earlier_record_and_a_stop_leaves_it_for_th
         await asyncio.sleep(0.5)  # several commit intervals while x is still in flight
         assert (await committed(cfg)).get(p, 0) == 0
         await wait_until(lambda: lazada.listing_state("main", x)["stock"] == 5, 20, "x sent")
-        await wait_until(lambda: svc._committed.get(p) == 2, 10, "commit after x")
+        desired_p = TopicPartition(cfg.topics.desired, p)
+        await wait_until(lambda: svc.committed(desired_p) == 2, 10, "commit after x")
         assert (await committed(cfg))[p] == 2
 
         # A stop while a call is in flight: the record is not committed...

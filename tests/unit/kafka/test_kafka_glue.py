@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from syncd.kafka import bus, clients, partitioning, reading
+from syncd.kafka import clients, partitioning, reading
 from syncd.kafka.partitioning import murmur2, partition_for
 
 if TYPE_CHECKING:
@@ -40,12 +40,16 @@ def test_partition_for_is_the_java_default_partitioner() -> None:
     assert spread == set(range(8))
 
 
-def test_the_transition_module_re_exports_the_same_objects() -> None:
-    assert bus.partition_for is partitioning.partition_for
-    assert bus.client_settings is clients.client_settings
-    assert bus.ensure_topics is clients.ensure_topics
-    assert bus.read_to_end is reading.read_to_end
-    assert bus.at_end is reading.at_end
+def test_the_glue_lives_in_its_modules() -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("syncd.kafka.bus") is None  # the transition shim is gone
+    assert partitioning.partition_for is partition_for
+    for module, names in (
+        (clients, ("client_settings", "ensure_topics", "partition_count", "create")),
+        (reading, ("read_to_end", "at_end")),
+    ):
+        assert all(callable(getattr(module, n)) for n in names)
 
 
 @pytest.mark.kafka
