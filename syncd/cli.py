@@ -3,7 +3,7 @@
 | command | what it does |
 |---|---|
 | ``syncd run`` | run the daemon (``--stage``, ``--until-caught-up``, ``--max-events N``) |
-| ``syncd check-config`` | validate the configuration and exit (0 ok, 2 invalid) |
+| ``syncd check-config`` | check all ``run`` would: 0 ok, 2 invalid (``--connect``: topics too) |
 | ``syncd inspect SKU`` | a SKU's state and each listing's quantity, term by term |
 | ``syncd listings`` | every listing's desired and acknowledged quantity |
 | ``syncd sandbox`` | run local marketplace sandboxes (``--sandbox-config FILE``) |
@@ -12,7 +12,11 @@
 
 The configuration file is ``--config PATH``, else ``$SYNCD_CONFIG``, else
 ``/etc/syncd/syncd.toml``. Exit codes: 0 ok, 1 runtime failure, 2 bad
-configuration or usage.
+configuration or usage. A bad configuration is reported on stderr, one JSON line per
+problem (``config_invalid`` with ``key``, ``reason`` and, when known, ``line``).
+
+This module parses arguments and dispatches; the daemon is :mod:`syncd.app.daemon`,
+the checks of ``check-config`` are :mod:`syncd.app.checks`.
 """
 
 from __future__ import annotations
@@ -20,9 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 import structlog
@@ -54,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="run both stages (default) or one, to scale them on their own",
     )
-    sub.add_parser("check-config", help="validate the configuration and exit")
+    chk = sub.add_parser("check-config", help="check everything run would, and exit")
+    chk.add_argument(
+        "--connect",
+        action="store_true",
+        help="also reach the broker: does each of syncd's topics exist, rightly partitioned?",
+    )
     insp = sub.add_parser("inspect", help="explain a SKU's quantities term by term")
     insp.add_argument("sku")
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -79,32 +87,42 @@ def _config_path(arg: str | None) -> str:
     return arg or os.environ.get("SYNCD_CONFIG") or "/etc/syncd/syncd.toml"
 
 
+def report_invalid(
+    problems: Sequence[ConfigError], line: Callable[[ConfigError], int | None] | None = None
+) -> int:
+    """Print each problem as a ``config_invalid`` JSON line on stderr; the exit code (2)."""
+    for e in problems:
+        event: dict[str, object] = {
+            "level": "error",
+            "event": "config_invalid",
+            "key": e.key,
+            "reason": e.reason,
+        }
+        at = line(e) if line is not None else None
+        if at is not None:
+            event["line"] = at
+        print(orjson.dumps(event).decode(), file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sandbox":  # needs no syncd configuration
         from syncd.testing.sandbox.__main__ import main as sandbox_main
 
         return sandbox_main(["--config", args.sandbox_config])
-    try:
-        cfg = config.load(_config_path(args.config))
-    except ConfigError as e:
-        print(
-            orjson.dumps(
-                {"level": "error", "event": "config_invalid", "key": e.key, "reason": e.reason}
-            ).decode(),
-            file=sys.stderr,
-        )
-        return 2
+    if args.command == "check-config":
+        return _check_config(_config_path(args.config), args.connect)
+    checked = config.check_file(_config_path(args.config))
+    if checked.config is None:
+        return report_invalid(checked.problems, checked.line)
+    cfg = checked.config
     logs.configure(cfg.log_level)
     try:
-        if args.command == "check-config":
-            print(
-                f"ok: {cfg.source}: {len(cfg.channels)} channel accounts,"
-                f" {len(cfg.skus)} SKU overrides, kafka {','.join(cfg.kafka.bootstrap_servers)}"
-            )
-            return 0
         if args.command == "run":
-            return asyncio.run(_run(cfg, args.stage, args.until_caught_up, args.max_events))
+            from syncd.app import daemon
+
+            return asyncio.run(daemon.run(cfg, args.stage, args.until_caught_up, args.max_events))
         if args.command == "inspect":
             from syncd.tools import views
 
@@ -148,18 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 table = errortable.load(args.error_table)
             except ConfigError as e:
-                print(
-                    orjson.dumps(
-                        {
-                            "level": "error",
-                            "event": "config_invalid",
-                            "key": e.key,
-                            "reason": e.reason,
-                        }
-                    ).decode(),
-                    file=sys.stderr,
-                )
-                return 2
+                return report_invalid([e])
             attempts = asyncio.run(reports.read_push_results(cfg))
             rows = reports.failing_rows(attempts, args.channel, table)
             if args.format == "json":
@@ -173,105 +180,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
-async def _run(
-    cfg: config.Config, stage: str, until_caught_up: bool, max_events: int | None
-) -> int:
-    """Run the stages. Bounded runs go stage by stage: compute to its end, then publish.
+def _check_config(path: str, connect: bool) -> int:
+    from syncd.app import checks
 
-    Unbounded runs also serve the admin server (health, metrics, actions) and talk to
-    systemd (syncd.obs.notify). SIGTERM/SIGINT stop the stages in order (docs/operations.md);
-    SIGHUP reloads the configuration and the error table.
-    """
-    from syncd.compute.stage import ComputeService
-    from syncd.obs.health import Health
-    from syncd.obs.notify import Notifier
-    from syncd.publish.stage import PublishService
-
-    bounded = until_caught_up or max_events is not None
-    health = Health()
-    stages: list[ComputeService | PublishService] = []
-    if stage in ("all", "compute"):
-        stages.append(
-            ComputeService(
-                cfg,
-                until_caught_up=until_caught_up,
-                max_events=max_events,
-                health=health.stage("compute"),
-            )
-        )
-    if stage in ("all", "publish"):
-        stages.append(
-            PublishService(
-                cfg,
-                until_caught_up=until_caught_up,
-                max_records=max_events,
-                health=health.stage("publish"),
-            )
-        )
-    publishers = [s for s in stages if isinstance(s, PublishService)]
-    notifier = Notifier.from_env() if not bounded else Notifier(None)
-    admin = None
-
-    def stop(sig: signal.Signals) -> None:
-        log.info("stop_requested", signal=sig.name, stop_deadline_s=cfg.publish.stop_deadline_s)
-        health.stopping = True
-        notifier.send(STOPPING="1", STATUS="stopping")
-        for s in stages:
-            s.request_stop()
-
-    def reload() -> None:
-        nonlocal cfg
-        try:
-            new = config.load(cfg.source)
-        except ConfigError as e:  # keep running on the old configuration
-            log.error("config_reload_failed", config=cfg.source, key=e.key, reason=e.reason)
-        else:
-            cfg, live, restart = config.reload_plan(cfg, new)
-            logs.set_level(cfg.log_level)
-            for s in stages:
-                if isinstance(s, ComputeService):
-                    s.use_rules(cfg)
-                else:
-                    s.cfg = cfg
-                    s.table_path = cfg.publish.error_table
-            if admin is not None:
-                admin.cfg = cfg.admin
-            log.info("config_reloaded", config=cfg.source, live=live, needs_restart=restart)
-        for p in publishers:  # a broken table keeps the old one and logs why
-            p.reload_table()
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop, sig)
-    loop.add_signal_handler(signal.SIGHUP, reload)
-    log.info("syncd_starting", version=__version__, config=cfg.source, stage=stage)
-    if bounded:  # batch jobs: no admin server, no systemd
-        for s in stages:
-            await s.run()
+    checked, problems = checks.check(path)
+    if problems or checked.config is None:
+        return report_invalid(problems, checked.line)
+    cfg = checked.config
+    logs.configure(cfg.log_level)
+    print(
+        f"ok: {cfg.source}: {len(cfg.channels)} channel accounts,"
+        f" {len(cfg.skus)} SKU overrides, kafka {','.join(cfg.kafka.bootstrap_servers)}"
+    )
+    if not connect:
         return 0
-    from syncd.app.admin import Admin
-
-    admin = Admin(cfg.admin, publishers, health)
-    await admin.start()
-    tasks = [asyncio.create_task(s.run(), name=f"stage-{s.health.name}") for s in stages]
-    for s, task in zip(stages, tasks, strict=True):
-        s.health.task = task
-    notify = asyncio.create_task(notifier.run(lambda: health.ready()[0], lambda: health.alive()[0]))
     try:
-        _, running = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        if running:  # a stage failed: stop the others in order before failing
-            for s in stages:
-                s.request_stop()
-            await asyncio.wait(running)
-        for task in tasks:
-            task.result()
-    finally:
-        notify.cancel()
-        notifier.send(STOPPING="1", STATUS="stopped")
-        notifier.close()
-        await admin.stop()
-    log.info("syncd_stopped")
-    return 0
+        topics = asyncio.run(checks.check_topics(cfg))
+    except SyncdError as e:
+        log.error("command_failed", command="check-config", code=e.code, error=e.message)
+        return 1
+    for t in topics:
+        print(t.line())
+    return 1 if any(t.problem for t in topics) else 0
 
 
 if __name__ == "__main__":

@@ -1,471 +1,330 @@
 """Configuration: one TOML file, validated at start.
 
-Every problem raises :class:`~syncd.errors.ConfigError` naming the key (as a
-dotted path) and the reason; unknown keys are errors too (a typo must not be
-silently ignored). Secrets never sit in the file: a setting ``X`` is given as
-``X_env = "VAR"`` (read from the environment) or ``X_file = "/path"`` (read
-from a file, trailing newline stripped). See config/syncd.example.toml.
+:func:`load` / :func:`parse` build the typed :class:`Config` (the section models are in
+:mod:`syncd.config.model`) or raise :class:`~syncd.errors.ConfigError` naming the key
+(as a dotted path) and the reason; :func:`validate` / :func:`check_file` collect every
+problem at once (``syncd check-config``), each with the key's line in the file.
+Unknown keys are errors (a typo must not be silently ignored). Secrets never sit in the
+file (:mod:`syncd.config.secrets`); what a reload may change is
+:mod:`syncd.config.reload`. See config/syncd.example.toml.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from syncd.config.lines import key_line, syntax_line
+from syncd.config.model import (
+    REMOVED_PUBLISH_KEYS,
+    AdminConfig,
+    ChannelConfig,
+    ComputeConfig,
+    Config,
+    KafkaConfig,
+    LogConfig,
+    PublishConfig,
+    Section,
+    TopicsConfig,
+)
+from syncd.config.reload import reload_plan
+from syncd.config.secrets import CHANNEL_SECRETS, UNRESOLVED, channel_settings, secret
 from syncd.core.events import PLATFORMS
-from syncd.core.policy import RuleError, RuleLayers, Rules, parse_layer
+from syncd.core.policy import RuleError, Rules, parse_layer
 from syncd.core.skus import sku_problem
 from syncd.errors import ConfigError
 
-CHANNEL_SECRETS = ("partner_key", "app_secret", "client_secret", "access_token", "refresh_token")
-"""Channel settings that are secrets: only ``X_env`` / ``X_file`` may give them."""
+__all__ = [
+    "CHANNEL_SECRETS",
+    "AdminConfig",
+    "ChannelConfig",
+    "Checked",
+    "ComputeConfig",
+    "Config",
+    "KafkaConfig",
+    "PublishConfig",
+    "SettingsCheck",
+    "TopicsConfig",
+    "check_file",
+    "example_text",
+    "load",
+    "parse",
+    "reload_plan",
+    "secret",
+    "validate",
+]
 
-_SECURITY = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-_SASL = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SECTIONS = ("kafka", "topics", "compute", "publish", "admin", "policy", "channels", "skus", "log")
 
+REMOVED_REASON = "was removed: each error-table row carries its retry bounds (docs/error-table.md)"
 
-@dataclass(frozen=True, slots=True)
-class KafkaConfig:
-    bootstrap_servers: tuple[str, ...] = ("127.0.0.1:9092",)
-    client_id: str = "syncd"
-    group_id: str = "syncd"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TopicsConfig:
-    stock: str = "stock.events"
-    orders: str = "order.events"
-    catalog: str = "catalog.listings"
-    dead_letter: str = "syncd.dead-letter"
-    push_results: str = "syncd.push-results"
-    actions: str = "syncd.actions"
-    internal_prefix: str = "syncd"
-    input_partitions: int = 6
-    """Partitions of input topics syncd creates itself (when ``create`` is on)."""
-    desired_partitions: int = 6
-    replication_factor: int = 1
-    create: bool = True
-
-    @property
-    def order_lines(self) -> str:
-        return f"{self.internal_prefix}.order-lines"
-
-    @property
-    def holds(self) -> str:
-        """Units a channel account holds for a campaign, per SKU (publish -> compute;
-        partitioned by SKU as ``stock``)."""
-        return f"{self.internal_prefix}.holds"
-
-    @property
-    def order_state(self) -> str:
-        return f"{self.internal_prefix}.order-state"
-
-    @property
-    def sku_state(self) -> str:
-        return f"{self.internal_prefix}.sku-state"
-
-    @property
-    def desired(self) -> str:
-        return f"{self.internal_prefix}.desired"
-
-    @property
-    def acked(self) -> str:
-        """Newest acknowledged quantity per listing (compacted; partitioned as ``desired``)."""
-        return f"{self.internal_prefix}.acked"
+SettingsCheck = Callable[[str, Mapping[str, Any]], list[tuple[str, str]]]
+"""Checks one channel account's settings: (platform, settings) -> [(key, reason)]."""
 
 
-@dataclass(frozen=True, slots=True)
-class ComputeConfig:
-    max_record_bytes: int = 65536
-    batch_max_records: int = 2000
-    velocity_bucket_minutes: int = 5
-    velocity_window_minutes: int = 60
-    closed_order_retention_hours: float = 168.0
-
-    @property
-    def bucket_ms(self) -> int:
-        return self.velocity_bucket_minutes * 60_000
-
-    @property
-    def window_ms(self) -> int:
-        return self.velocity_window_minutes * 60_000
-
-    @property
-    def retention_ms(self) -> int:
-        return int(self.closed_order_retention_hours * 3_600_000)
+EXAMPLE = "syncd.example.toml"
+"""The example configuration's resource name inside :mod:`syncd.config` (package data;
+config/syncd.example.toml in the source tree is the same text)."""
 
 
-@dataclass(frozen=True, slots=True)
-class PublishConfig:
-    """The publish stage (docs/publisher.md); per-account limits live in the channel tables."""
-
-    token_store: str | None = None
-    """JSON file holding the channel tokens (rotated refresh tokens survive restarts)."""
-    max_attempts: int = 5
-    """Attempts per push (the first one included) before it is recorded as failed."""
-    max_retry_seconds: float = 60.0
-    """No retry starts after this many seconds since the first attempt."""
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 10.0
-    retry_pass_s: float = 60.0
-    """How often listings whose retries ran out are tried again (0 = never)."""
-    stop_deadline_s: float = 10.0
-    """On stop, calls in flight may finish for this long, then are cancelled; queued updates
-    are not sent (uncommitted, the next run sends them)."""
-    max_in_flight: int = 8
-    """Concurrent calls per account (an account's table may set its own)."""
-    commit_interval_ms: int = 500
-    batch_max_records: int = 5000
-    error_table: str = ""
-    """Empty: the table shipped with syncd; else a file path."""
-    """The error table file (docs/error-table.md): absolute, or relative to the working
-    directory."""
-    reconcile_interval_s: float = 0.0
-    """How often each account's acknowledged quantities are read back (0 = never;
-    docs/reconciliation.md)."""
-    reconcile_share: float = 0.1
-    """Share of an account's rate its read-back calls may use (0 < share <= 1)."""
-    drift_persist_s: float = 3600.0
-    """A drift still seen this long after it was first seen (and pushed again) opens a
-    manual action."""
-
-
-@dataclass(frozen=True, slots=True)
-class AdminConfig:
-    """The daemon's admin HTTP server (docs/admin.md)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8090
-    """0: any free port (tests)."""
-    token: str | None = field(default=None, repr=False)
-    """Bearer token of the mutations, from ``token_env`` / ``token_file``; None: the
-    mutations are refused (403)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelConfig:
-    account: str
-    platform: str
-    policy: Mapping[str, Any]
-    settings: Mapping[str, Any] = field(repr=False)
-    """Platform settings (base URLs, limits, credentials resolved from secrets)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    kafka: KafkaConfig = field(default_factory=KafkaConfig)
-    topics: TopicsConfig = field(default_factory=TopicsConfig)
-    compute: ComputeConfig = field(default_factory=ComputeConfig)
-    policy: Rules = field(default_factory=Rules)
-    channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
-    skus: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    log_level: str = "info"
-    source: str = "<defaults>"
-    publish: PublishConfig = PublishConfig()
-    admin: AdminConfig = AdminConfig()
-
-    def rule_layers(self) -> RuleLayers:
-        """The configured rule layers (global, channel account, SKU) for the pure core."""
-        accounts = {account: ch.policy for account, ch in self.channels.items()}
-        return RuleLayers(self.policy, accounts, self.skus)
-
-    def rules_for(self, account: str, sku: str, listing_rules: Mapping[str, Any] | None) -> Rules:
-        """Merge the rule layers: global, channel account, SKU, listing."""
-        return self.rule_layers().rules_for(account, sku, listing_rules)
-
-
-# -- loading ------------------------------------------------------------------
+def example_text() -> str:
+    """The example configuration shipped with syncd: every key, documented."""
+    return (resources.files("syncd.config") / EXAMPLE).read_text(encoding="utf-8")
 
 
 def load(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config file; raises ConfigError naming the key."""
-    env = os.environ if env is None else env
-    p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("<file>", f"{p} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("<file>", f"{p} is not valid TOML: {e}") from None
-    return parse(raw, env=env, source=str(p))
+    """Read and validate a config file; raises ConfigError naming the (first bad) key."""
+    checked = check_file(path, env)
+    if checked.config is None:
+        raise checked.problems[0]
+    return checked.config
 
 
 def parse(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<dict>") -> Config:
-    _only(
-        raw,
-        "",
-        {"kafka", "topics", "compute", "publish", "admin", "policy", "channels", "skus", "log"},
-    )
-    kafka = _kafka(_sub(raw, "kafka"), env)
-    topics = _build(TopicsConfig, _sub(raw, "topics"), "topics")
-    for name in ("desired_partitions", "input_partitions", "replication_factor"):
-        if getattr(topics, name) < 1:
-            raise ConfigError(f"topics.{name}", "must be at least 1")
-    compute = _build(ComputeConfig, _sub(raw, "compute"), "compute")
-    for name in ("max_record_bytes", "batch_max_records", "velocity_bucket_minutes"):
-        if getattr(compute, name) < 1:
-            raise ConfigError(f"compute.{name}", "must be at least 1")
-    hours = compute.closed_order_retention_hours
-    if not (math.isfinite(hours) and hours >= 0):
-        raise ConfigError(
-            "compute.closed_order_retention_hours", f"must be a finite number >= 0, got {hours!r}"
-        )
-    if compute.velocity_window_minutes < compute.velocity_bucket_minutes:
-        raise ConfigError(
-            "compute.velocity_window_minutes", "must be at least velocity_bucket_minutes"
-        )
-    publish = _publish(_sub(raw, "publish"))
-    admin = _admin(_sub(raw, "admin"), env)
-    policy = Rules().merged(_rules(_sub(raw, "policy"), "policy"))
-    channels = {}
-    for account, table in _sub(raw, "channels").items():
-        channels[account] = _channel(account, table, env)
-    skus = {}
-    for sku, table in _sub(raw, "skus").items():
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"skus.{sku}", "must be a table")
-        problem = sku_problem(sku)
-        if problem is not None:
-            raise ConfigError(f"skus.{sku}", problem)
-        _only(table, f"skus.{sku}", {"policy"})
-        skus[sku] = _rules(_sub(table, "policy", f"skus.{sku}"), f"skus.{sku}.policy")
-    log = _sub(raw, "log")
-    _only(log, "log", {"level"})
-    level = log.get("level", "info")
-    if level not in ("debug", "info", "warning", "error"):
-        raise ConfigError("log.level", f"must be debug, info, warning or error, got {level!r}")
-    return Config(
-        kafka, topics, compute, policy, channels, skus, level, source, publish=publish, admin=admin
-    )
-
-
-def reload_plan(old: Config, new: Config) -> tuple[Config, list[str], list[str]]:
-    """What a reload (SIGHUP) of ``new`` over the running ``old`` does: the configuration to
-    run with (``old`` with the live keys taken from ``new``), the changed keys applied live
-    and the changed keys that need a restart (key names only, never values)."""
-    live: list[str] = []
-    restart: list[str] = []
-
-    def diff(key: str, a: Any, b: Any, is_live: bool) -> None:
-        if a != b:
-            (live if is_live else restart).append(key)
-
-    diff("log.level", old.log_level, new.log_level, True)
-    diff("policy", old.policy, new.policy, True)
-    diff("skus", old.skus, new.skus, True)
-    for name in ("kafka", "topics", "compute"):
-        diff(name, getattr(old, name), getattr(new, name), False)
-    for section, live_key in (("publish", "error_table"), ("admin", "token")):
-        was_s, now_s = getattr(old, section), getattr(new, section)
-        for name in was_s.__slots__:
-            key = f"{section}.{name}"
-            diff(key, getattr(was_s, name), getattr(now_s, name), name == live_key)
-    channels = dict(old.channels)
-    for account in sorted({*old.channels, *new.channels}):
-        was, now = old.channels.get(account), new.channels.get(account)
-        if was is None or now is None:  # a publisher is built per account at start
-            restart.append(f"channels.{account}")
-            continue
-        diff(f"channels.{account}.policy", was.policy, now.policy, True)
-        diff(f"channels.{account}", was.settings, now.settings, False)
-        channels[account] = replace(was, policy=now.policy)
-    applied = replace(
-        old,
-        log_level=new.log_level,
-        policy=new.policy,
-        skus=new.skus,
-        channels=channels,
-        publish=replace(old.publish, error_table=new.publish.error_table),
-        admin=replace(old.admin, token=new.admin.token),
-    )
-    return applied, live, restart
-
-
-def _publish(table: Mapping[str, Any]) -> PublishConfig:
-    cfg: PublishConfig = _build(PublishConfig, table, "publish")
-    for name in ("max_attempts", "max_in_flight", "commit_interval_ms", "batch_max_records"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"publish.{name}", "must be at least 1")
-    for name in (
-        "max_retry_seconds",
-        "backoff_initial_s",
-        "backoff_max_s",
-        "retry_pass_s",
-        "stop_deadline_s",
-        "reconcile_interval_s",
-        "drift_persist_s",
-    ):
-        value = getattr(cfg, name)
-        if not (math.isfinite(value) and value >= 0):
-            raise ConfigError(f"publish.{name}", f"must be a finite number >= 0, got {value!r}")
-    if not 0 < cfg.reconcile_share <= 1:
-        raise ConfigError("publish.reconcile_share", "must be a number > 0 and <= 1")
-    if cfg.token_store == "":
-        raise ConfigError("publish.token_store", "must be a file path")
+    """Validate a parsed TOML document; raises ConfigError naming the (first bad) key."""
+    cfg, problems = validate(raw, env=env, source=source)
+    if cfg is None:
+        raise problems[0]
     return cfg
 
 
-def _admin(table: Mapping[str, Any], env: Mapping[str, str]) -> AdminConfig:
-    token = secret(table, "token", "admin", env)  # first: a literal token gets its own reason
-    cfg: AdminConfig = _build(AdminConfig, table, "admin", exclude={"token"})
-    if not cfg.host:
-        raise ConfigError("admin.host", "must be a host name or address")
-    if not 0 <= cfg.port <= 65535:
-        raise ConfigError("admin.port", f"must be a port number (0-65535), got {cfg.port!r}")
-    if token is not None and not token.strip():
-        key = "admin.token_env" if "token_env" in table else "admin.token_file"
-        raise ConfigError(key, "the admin token is empty")
-    return AdminConfig(cfg.host, cfg.port, token)
+@dataclass(frozen=True)
+class Checked:
+    """A checked file: the configuration (None when invalid) and every problem found."""
+
+    source: str
+    config: Config | None
+    problems: list[ConfigError] = field(default_factory=list)
+    text: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    """The parsed TOML document (empty when the file cannot be read or parsed)."""
+
+    def line(self, problem: ConfigError) -> int | None:
+        """The line of the file the problem points at, when it can be told."""
+        if problem.key == "<file>":
+            return syntax_line(problem.reason)
+        return key_line(self.text, problem.key)
 
 
-def _kafka(table: Mapping[str, Any], env: Mapping[str, str]) -> KafkaConfig:
-    plain = {k: v for k, v in table.items() if not k.startswith("sasl_password")}
-    servers = plain.get("bootstrap_servers")
-    if isinstance(servers, str):
-        plain = {**plain, "bootstrap_servers": [servers]}
-    if "bootstrap_servers" in plain:
-        bs = plain["bootstrap_servers"]
-        if (
-            not isinstance(bs, list | tuple)
-            or not bs
-            or not all(isinstance(s, str) and ":" in s for s in bs)
-        ):
-            raise ConfigError("kafka.bootstrap_servers", "must be a list of 'host:port' strings")
-        plain["bootstrap_servers"] = tuple(bs)
-    cfg = _build(KafkaConfig, plain, "kafka", exclude={"sasl_password"})
-    if cfg.security_protocol not in _SECURITY:
-        raise ConfigError("kafka.security_protocol", f"must be one of {', '.join(_SECURITY)}")
-    password = secret(table, "sasl_password", "kafka", env)
-    if cfg.security_protocol.startswith("SASL"):
-        if cfg.sasl_mechanism not in _SASL:
-            raise ConfigError("kafka.sasl_mechanism", f"must be one of {', '.join(_SASL)}")
-        if not cfg.sasl_username or password is None:
-            raise ConfigError(
-                "kafka.sasl_username", "SASL needs sasl_username and sasl_password_env/_file"
+def check_file(
+    path: str | Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    settings_check: SettingsCheck | None = None,
+) -> Checked:
+    """Read a config file and collect every problem (``settings_check``: also each
+    channel account's settings)."""
+    env = os.environ if env is None else env
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Checked(str(p), None, [ConfigError("<file>", f"{p} does not exist")])
+    except OSError as e:
+        return Checked(str(p), None, [ConfigError("<file>", f"cannot read {p}: {e.strerror}")])
+    except UnicodeDecodeError:
+        return Checked(str(p), None, [ConfigError("<file>", f"{p} is not UTF-8 text")])
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        problem = ConfigError("<file>", f"{p} is not valid TOML: {e}")
+        return Checked(str(p), None, [problem], text)
+    cfg, problems = validate(raw, env=env, source=str(p), settings_check=settings_check)
+    return Checked(str(p), cfg, problems, text, raw)
+
+
+def validate(
+    raw: Mapping[str, Any],
+    *,
+    env: Mapping[str, str],
+    source: str = "<dict>",
+    settings_check: SettingsCheck | None = None,
+) -> tuple[Config | None, list[ConfigError]]:
+    """Every problem of a parsed TOML document, in file order of sections; the
+    configuration when there is none."""
+    out: list[ConfigError] = []
+    for key in raw:
+        if key not in SECTIONS:
+            out.append(_unknown(key, SECTIONS))
+    t = {name: _sub(raw, name, "", out) for name in SECTIONS}
+    kafka_plain = _without(t["kafka"], "sasl_password")
+    password = _secret(t["kafka"], "sasl_password", "kafka", env, out)
+    kafka = _section(KafkaConfig, {**kafka_plain, "sasl_password": password}, "kafka", out)
+    topics = _section(TopicsConfig, t["topics"], "topics", out)
+    compute = _section(ComputeConfig, t["compute"], "compute", out)
+    publish_table = dict(t["publish"])
+    for key in REMOVED_PUBLISH_KEYS:
+        if publish_table.pop(key, None) is not None:
+            reason = (
+                "was removed: the error table's rows carry the retry bounds (docs/error-table.md)"
             )
-    return KafkaConfig(**{**_fields(cfg), "sasl_password": password})
+            out.append(ConfigError(f"publish.{key}", reason))
+    publish = _section(PublishConfig, publish_table, "publish", out)
+    token = _secret(t["admin"], "token", "admin", env, out)  # first: a literal gets its reason
+    admin_plain = _without(t["admin"], "token")
+    admin = _section(AdminConfig, {**admin_plain, "token": token}, "admin", out)
+    if token is not None and token != UNRESOLVED and not token.strip():
+        key = "admin.token_env" if "token_env" in t["admin"] else "admin.token_file"
+        out.append(ConfigError(key, "the admin token is empty"))
+    policy = Rules().merged(_rules(t["policy"], "policy", out))
+    channels = {
+        account: ch
+        for account, table in t["channels"].items()
+        if (ch := _channel(account, table, env, out, settings_check)) is not None
+    }
+    skus: dict[str, dict[str, Any]] = {}
+    for sku, table in t["skus"].items():
+        if not isinstance(table, Mapping):
+            out.append(ConfigError(f"skus.{sku}", "must be a table"))
+            continue
+        problem = sku_problem(sku)
+        if problem is not None:
+            out.append(ConfigError(f"skus.{sku}", problem))
+            continue
+        for key in table:
+            if key != "policy":
+                out.append(_unknown(f"skus.{sku}.{key}", ("policy",)))
+        skus[sku] = _rules(_sub(table, "policy", f"skus.{sku}", out), f"skus.{sku}.policy", out)
+    log = _section(LogConfig, t["log"], "log", out)
+    problems = _unique(out)
+    if problems or None in (kafka, topics, compute, publish, admin, log):
+        return None, problems
+    assert kafka and topics and compute and publish and admin and log  # for the type checker
+    cfg = Config(
+        kafka=kafka,
+        topics=topics,
+        compute=compute,
+        policy=policy,
+        channels=channels,
+        skus=skus,
+        log_level=log.level,
+        source=source,
+        publish=publish,
+        admin=admin,
+    )
+    return cfg, []
 
 
-def _channel(account: str, table: Any, env: Mapping[str, str]) -> ChannelConfig:
+def _channel(
+    account: str,
+    table: Any,
+    env: Mapping[str, str],
+    out: list[ConfigError],
+    settings_check: SettingsCheck | None,
+) -> ChannelConfig | None:
     where = f"channels.{account}"
     if not isinstance(table, Mapping):
-        raise ConfigError(where, "must be a table")
+        out.append(ConfigError(where, "must be a table"))
+        return None
     platform, _, name = account.partition(":")
     if platform not in PLATFORMS or not name:
-        raise ConfigError(
-            where,
-            f"an account id is '<platform>:<name>' with platform one of {', '.join(PLATFORMS)}",
-        )
-    policy = _rules(_sub(table, "policy", where), f"{where}.policy")
-    settings: dict[str, Any] = {}
-    for key, value in table.items():
-        if key == "policy":
-            continue
-        if key in CHANNEL_SECRETS:
-            secret(table, key, where, env)  # raises: secrets are not written in the file
-        if key.endswith("_env") or key.endswith("_file"):
-            base = key.rsplit("_", 1)[0]
-            settings[base] = secret(table, base, where, env)
-        else:
-            settings[key] = value
-    return ChannelConfig(account, platform, policy, settings)
+        reason = f"an account id is '<platform>:<name>' with platform one of {', '.join(PLATFORMS)}"
+        out.append(ConfigError(where, reason))
+        return None
+    policy = _rules(_sub(table, "policy", where, out), f"{where}.policy", out)
+    checking = settings_check is not None
+    settings = channel_settings(table, where, env, out, keep_unresolved=checking)
+    if settings_check is not None and settings:
+        for key, reason in settings_check(platform, settings):
+            out.append(ConfigError(f"{where}.{key}", reason))
+    return ChannelConfig(account=account, platform=platform, policy=policy, settings=settings)
 
 
-def secret(table: Mapping[str, Any], name: str, where: str, env: Mapping[str, str]) -> str | None:
-    """Resolve ``name_env`` / ``name_file`` in ``table``; a literal ``name`` is refused."""
-    if name in table:
-        raise ConfigError(
-            f"{where}.{name}", f"secrets are not written in the file; use {name}_env or {name}_file"
-        )
-    for suffix in ("_env", "_file"):
-        ref = table.get(f"{name}{suffix}")
-        if ref is not None and (not isinstance(ref, str) or not ref):
-            raise ConfigError(f"{where}.{name}{suffix}", f"must be a non-empty string, got {ref!r}")
-    if f"{name}_env" in table and f"{name}_file" in table:
-        raise ConfigError(f"{where}.{name}_env", f"give {name}_env or {name}_file, not both")
-    if f"{name}_env" in table:
-        var = table[f"{name}_env"]
-        if var not in env:
-            raise ConfigError(f"{where}.{name}_env", f"environment variable {var} is not set")
-        return env[var]
-    if f"{name}_file" in table:
-        path = Path(table[f"{name}_file"])
-        try:
-            return path.read_text(encoding="utf-8").rstrip("\n")
-        except OSError as e:
-            raise ConfigError(f"{where}.{name}_file", f"cannot read {path}: {e.strerror}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{where}.{name}_file", f"{path} is not UTF-8 text") from None
-    return None
+# -- helpers ------------------------------------------------------------------------------
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "int",
+    "float_type": "a number",
+    "bool_type": "bool",
+    "dict_type": "a table",
+    "model_type": "a table",
+}
 
 
-def _rules(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _section(
+    model: type[Section], table: Mapping[str, Any], where: str, out: list[ConfigError]
+) -> Any:
+    """The section model built from ``table``, or None with every problem appended."""
     try:
-        return parse_layer(table)
-    except RuleError as e:
-        raise ConfigError(f"{where}.{e.key}", e.reason) from None
+        section = model.model_validate(dict(table))
+    except ValidationError as e:
+        hidden = {"sasl_password", "token"}  # given as <name>_env / <name>_file
+        known = tuple(
+            key
+            for name in model.model_fields
+            for key in ((f"{name}_env", f"{name}_file") if name in hidden else (name,))
+        )
+        for err in e.errors(include_url=False):
+            key = f"{where}.{err['loc'][0]}" if err["loc"] else where
+            kind = err["type"]
+            got = err.get("input")
+            if kind == "extra_forbidden":
+                out.append(_unknown(key, known))
+            elif kind == "value_error":
+                out.append(ConfigError(key, str(err["ctx"]["error"])))
+            elif kind == "literal_error":
+                out.append(ConfigError(key, f"must be {err['ctx']['expected']}, got {got!r}"))
+            elif kind in _TYPE_WORDS:
+                out.append(ConfigError(key, f"must be {_TYPE_WORDS[kind]}, got {got!r}"))
+            else:
+                out.append(ConfigError(key, err["msg"]))
+        return None
+    out.extend(ConfigError(key, reason) for key, reason in section.problems())
+    return section
 
 
-def _sub(raw: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
+def _secret(
+    table: Mapping[str, Any], name: str, where: str, env: Mapping[str, str], out: list[ConfigError]
+) -> str | None:
+    try:
+        return secret(table, name, where, env)
+    except ConfigError as e:
+        out.append(e)
+        return UNRESOLVED  # reported: no second problem for the same secret
+
+
+def _rules(table: Mapping[str, Any], where: str, out: list[ConfigError]) -> dict[str, Any]:
+    """The valid rules of a policy layer; each bad one is appended."""
+    rules: dict[str, Any] = {}
+    for key, value in table.items():
+        try:
+            rules.update(parse_layer({key: value}))
+        except RuleError as e:
+            out.append(ConfigError(f"{where}.{e.key}", e.reason))
+    return rules
+
+
+def _sub(raw: Mapping[str, Any], key: str, where: str, out: list[ConfigError]) -> Mapping[str, Any]:
     value = raw.get(key, {})
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}.{key}".lstrip("."), "must be a table")
+        out.append(ConfigError(f"{where}.{key}".lstrip("."), "must be a table"))
+        return {}
     return value
 
 
-def _only(table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            known = ", ".join(sorted(allowed))
-            raise ConfigError(f"{where}.{key}".lstrip("."), f"unknown key (known: {known})")
+def _without(table: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """``table`` without the secret ``name`` and its sources."""
+    drop = {name, f"{name}_env", f"{name}_file"}
+    return {k: v for k, v in table.items() if k not in drop}
 
 
-def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__}
+def _unknown(key: str, known: tuple[str, ...]) -> ConfigError:
+    return ConfigError(key, f"unknown key (known: {', '.join(sorted(known))})")
 
 
-def _build(cls: Any, table: Mapping[str, Any], where: str, exclude: set[str] | None = None) -> Any:
-    """Build a dataclass from a table, checking keys and types against its defaults."""
-    defaults = cls()
-    names = set(cls.__slots__) - (exclude or set())
-    extra = {f"{name}{suffix}" for name in exclude or () for suffix in ("_env", "_file")}
-    _only({k: v for k, v in table.items() if k not in extra}, where, names)
-    values = {}
-    for key, value in table.items():
-        if key in extra:
-            continue
-        default = getattr(defaults, key)
-        ok = _type_ok(default, value)
-        if not ok:
-            want = "a number" if isinstance(default, float) else type(default).__name__
-            if default is None:
-                want = "a string"
-            raise ConfigError(f"{where}.{key}", f"must be {want}, got {value!r}")
-        values[key] = float(value) if isinstance(default, float) else value
-    return cls(**values)
-
-
-def _type_ok(default: Any, value: Any) -> bool:
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, tuple):
-        return isinstance(value, tuple | list)
-    if default is None or isinstance(default, str):
-        return isinstance(value, str)
-    return True
+def _unique(problems: list[ConfigError]) -> list[ConfigError]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        if (p.key, p.reason) not in seen:
+            seen.add((p.key, p.reason))
+            out.append(p)
+    return out

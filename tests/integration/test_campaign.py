@@ -88,7 +88,7 @@ async def test_units_a_campaign_holds_on_one_channel_leave_every_other_channel(
             config_head(kafka_bootstrap, prefix, input_partitions=1, desired_partitions=1)
             + '\n[policy]\nsafety = "none"\n'
             + '[channels."lazada:shop".policy]\nmax_quantity = 2\n'
-            + "[publish]\nbackoff_initial_s = 0.05\nbackoff_max_s = 0.2\n\n"
+            + "\n"
             + "\n\n".join(tables)
             + "\n"
         )

@@ -300,7 +300,7 @@ def test_reload_plan_applies_only_the_live_keys() -> None:
     def cfg(group: str, safety: int, url: str, extra: dict[str, Any]) -> config.Config:
         raw = {
             "kafka": {"group_id": group},
-            "publish": {"error_table": f"/t/{safety}.toml", "max_attempts": safety},
+            "publish": {"error_table": f"/t/{safety}.toml", "max_in_flight": safety},
             "channels": {
                 "wayfair:us": {"base_url": url, "policy": {"safety_units": safety}},
                 **extra,
@@ -315,12 +315,12 @@ def test_reload_plan_applies_only_the_live_keys() -> None:
     assert live == ["skus", "publish.error_table", "channels.wayfair:us.policy"]
     assert restart == [
         "kafka",
-        "publish.max_attempts",
+        "publish.max_in_flight",
         "channels.lazada:y",
         "channels.shopify:x",
         "channels.wayfair:us",
     ]
-    assert applied.kafka == old.kafka and applied.publish.max_attempts == 1
+    assert applied.kafka == old.kafka and applied.publish.max_in_flight == 1
     assert applied.publish.error_table == "/t/2.toml" and applied.skus == new.skus
     assert applied.channels["wayfair:us"].policy == {"safety_units": 2}
     assert applied.channels["wayfair:us"].settings == {"base_url": "http://a"}

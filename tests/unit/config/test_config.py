@@ -417,3 +417,151 @@ def test_channel_secret_written_in_the_file_is_refused(key: str) -> None:
         _parse({"channels": {"shopee:a": {key: "s3cret"}}}, env={})
     assert e.value.key == f"channels.shopee:a.{key}"
     assert "s3cret" not in str(e.value)
+
+
+# -- typed models, every problem at once, lines (issue 10) --------------------------------------
+
+
+def test_example_is_package_data_equal_to_the_documented_copy() -> None:
+    from syncd.config import example_text
+
+    assert example_text() == EXAMPLE.read_text(encoding="utf-8")
+    assert (ROOT / "syncd" / "config" / "syncd.example.toml").read_text() == example_text()
+
+
+@pytest.mark.parametrize("key", ["max_attempts", "max_retry_seconds", "backoff_initial_s"])
+def test_removed_publish_keys_are_refused_naming_the_key(key: str) -> None:
+    err = bad({"publish": {key: 1}})
+    assert err.key == f"publish.{key}"
+    assert "removed" in err.reason and "error-table" in err.reason
+    assert bad({"publish": {"backoff_max_s": 10.0}}).key == "publish.backoff_max_s"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    from syncd.config import validate
+
+    raw = {
+        "kafak": {},
+        "kafka": {"client_id": 5, "sasl_password": "hunter2"},
+        "topics": {"desired_partitions": 0, "stok": "x"},
+        "compute": {"velocity_window_minutes": 1},
+        "publish": {"max_attempts": 3, "reconcile_share": 2.0},
+        "admin": {"port": 70000, "token_env": "NOT_SET_ANYWHERE"},
+        "policy": {"share": 2, "safty": "fixed"},
+        "channels": {"ebay:x": {}, "shopee:a": {"partner_key": "k", "policy": {"share": -1}}},
+        "skus": {"A": {"polcy": {}}, " B": {}},
+        "log": {"level": "trace"},
+    }
+    cfg, problems = validate(raw, env={})
+    assert cfg is None
+    assert [p.key for p in problems] == [
+        "kafak",
+        "kafka.sasl_password",
+        "kafka.client_id",
+        "topics.desired_partitions",
+        "topics.stok",
+        "compute.velocity_window_minutes",
+        "publish.max_attempts",
+        "publish.reconcile_share",
+        "admin.token_env",
+        "admin.port",
+        "policy.share",
+        "policy.safty",
+        "channels.ebay:x",
+        "channels.shopee:a.policy.share",
+        "channels.shopee:a.partner_key",
+        "skus.A.polcy",
+        "skus. B",
+        "log.level",
+    ]
+    assert all(isinstance(p, ConfigError) and p.reason for p in problems)
+    assert "hunter2" not in repr([str(p) for p in problems])
+    assert validate({}, env={}) == (Config(source="<dict>"), [])
+
+
+def test_channel_settings_check_is_called_per_account_with_secrets_resolved() -> None:
+    from syncd.config import validate
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def check(platform: str, settings: Any) -> list[tuple[str, str]]:
+        seen.append((platform, dict(settings)))
+        return [("partnerid", "unknown setting")] if "partnerid" in settings else []
+
+    raw = {
+        "channels": {
+            "shopee:a": {"partnerid": 1, "partner_key_env": "PK", "policy": {"share": 0.5}},
+            "lazada:b": {"app_secret_env": "MISSING"},
+            "wayfair:c": {"policy": {"share": 0.5}},  # policy only: no settings to check
+        }
+    }
+    cfg, problems = validate(raw, env={"PK": "pk"}, settings_check=check)
+    assert cfg is None
+    assert [(p.key, p.reason) for p in problems] == [
+        ("channels.shopee:a.partnerid", "unknown setting"),
+        ("channels.lazada:b.app_secret_env", "environment variable MISSING is not set"),
+    ]
+    assert seen[0] == ("shopee", {"partnerid": 1, "partner_key": "pk"})
+    assert seen[1][0] == "lazada" and seen[1][1]["app_secret"] != "pk"  # a stand-in, no value
+    assert len(seen) == 2
+
+
+def test_check_file_gives_each_problem_its_line(tmp_path: Path) -> None:
+    from syncd.config import check_file
+
+    text = (
+        "# syncd\n"  # 1
+        "[kafka]\n"  # 2
+        "client_id = 5\n"  # 3
+        "\n"  # 4
+        '[channels."wayfair:us".policy]\n'  # 5
+        "safety_percent = 101\n"  # 6
+        "[publish]\n"  # 7
+        "max_attempts = 5\n"  # 8
+        '[skus."A".policy]\n'  # 9
+        "share = 2\n"  # 10
+        "[typo]\n"  # 11
+    )
+    checked = check_file(write(tmp_path, text), env={})
+    assert checked.config is None
+    got = {p.key: checked.line(p) for p in checked.problems}
+    assert got == {
+        "typo": 11,
+        "kafka.client_id": 3,
+        "publish.max_attempts": 8,
+        "channels.wayfair:us.policy.safety_percent": 6,
+        "skus.A.policy.share": 10,
+    }
+    syntax = check_file(write(tmp_path, "[kafka]\nx = = 1\n", "bad.toml"), env={})
+    assert [p.key for p in syntax.problems] == ["<file>"]
+    assert syntax.line(syntax.problems[0]) == 2
+
+
+def test_key_line_reads_headers_dotted_and_quoted_keys() -> None:
+    from syncd.config.lines import key_line
+
+    text = (
+        "[kafka]\n"
+        "bootstrap_servers = [\n"
+        '  "a:1",\n'
+        "]\n"
+        'channels."shopee:x".partner_id = 5\n'
+        "[ skus . 'A.B' . policy ]  # a comment\n"
+        "share = 0.5\n"
+    )
+    assert key_line(text, "kafka") == 1
+    assert key_line(text, "kafka.bootstrap_servers") == 2
+    assert key_line(text, "kafka.channels.shopee:x.partner_id") == 5
+    assert key_line(text, "skus.A.B.policy.share") == 7
+    assert key_line(text, "skus.A.B") == 6  # a table: its first line
+    assert key_line(text, "topics.stock") is None
+
+
+def test_models_are_typed_and_frozen() -> None:
+    from pydantic import ValidationError
+
+    cfg = parse({"kafka": {"bootstrap_servers": ["a:1"]}}, env={})
+    with pytest.raises(ValidationError):
+        cfg.kafka.client_id = "other"  # type: ignore[misc]
+    assert KafkaConfig(client_id="x").client_id == "x"
+    assert TopicsConfig(internal_prefix="p").desired == "p.desired"

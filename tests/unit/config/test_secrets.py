@@ -114,7 +114,7 @@ async def test_no_secret_in_logs_metrics_pages_or_answers(
 ) -> None:
     sandboxes = [await start(p) for p in ("shopee", "lazada", "wayfair", "shopify")]
     try:
-        st = Setup(tmp_path, kafka_bootstrap, publish={"max_attempts": 2})
+        st = Setup(tmp_path, kafka_bootstrap)
         rows = []
         for sb in sandboxes:
             creds = sb.add_account("main")

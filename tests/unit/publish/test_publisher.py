@@ -446,16 +446,17 @@ def test_publish_table_is_parsed_and_checked() -> None:
     from syncd.errors import ConfigError
 
     cfg = config.parse(
-        {"publish": {"token_store": "/tmp/t.json", "max_attempts": 3, "backoff_max_s": 2}},
+        {"publish": {"token_store": "/tmp/t.json", "max_in_flight": 3, "retry_pass_s": 2}},
         env={},
     )
     assert cfg.publish == PublishConfig(
-        token_store="/tmp/t.json", max_attempts=3, backoff_max_s=2.0
+        token_store="/tmp/t.json", max_in_flight=3, retry_pass_s=2.0
     )
     assert config.parse({}, env={}).publish == PublishConfig()
     assert cfg.topics.acked == "syncd.acked"
     for bad, key in [
-        ({"max_attempts": 0}, "publish.max_attempts"),
+        ({"max_attempts": 0}, "publish.max_attempts"),  # removed: the rows carry the bounds
+        ({"max_in_flight": 0}, "publish.max_in_flight"),
         ({"stop_deadline_s": -1}, "publish.stop_deadline_s"),
         ({"token_store": 5}, "publish.token_store"),
         ({"retries": 5}, "publish.retries"),

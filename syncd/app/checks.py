@@ -1,0 +1,182 @@
+"""``syncd check-config``: everything ``syncd run`` would refuse, found before it runs.
+
+Owns the checks beyond the file's own keys: each channel account's settings per platform
+(:func:`syncd.channels.check_settings`), the error table, and with ``--connect`` the
+broker and syncd's topics (exist, partition count, cleanup policy), as the stages
+create them (:func:`syncd.kafka.bus.ensure_topics`). Every problem is collected; none
+stops the others from being found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from syncd import config
+from syncd.channels import check_settings
+from syncd.config import error_table
+from syncd.core.errortable import KEY as TABLE_KEY
+from syncd.errors import ConfigError
+from syncd.kafka import bus
+
+CONNECT_TIMEOUT_S = 15.0
+"""``--connect`` gives up on the broker after this long."""
+
+
+def check(
+    path: str, env: Mapping[str, str] | None = None
+) -> tuple[config.Checked, list[ConfigError]]:
+    """The checked file and every problem ``run`` would meet with it."""
+    checked = config.check_file(path, env, settings_check=check_settings)
+    problems = list(checked.problems)
+    table = _table_path(checked)
+    if table is not None:
+        try:
+            error_table.load(table)
+        except ConfigError as e:  # the file itself: point at the key naming it
+            problems.append(
+                ConfigError("publish.error_table", e.reason) if e.key == TABLE_KEY else e
+            )
+    return checked, problems
+
+
+def _table_path(checked: config.Checked) -> str | None:
+    """The error table ``run`` would read ("" = the shipped one); None: unknown."""
+    if checked.config is not None:
+        return checked.config.publish.error_table
+    publish = checked.raw.get("publish")
+    if checked.raw and isinstance(publish, Mapping | None):
+        value = (publish or {}).get("error_table", "")
+        return value if isinstance(value, str) else None
+    return None
+
+
+# -- topics (--connect) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TopicCheck:
+    """One of syncd's topics as the broker has it."""
+
+    topic: str
+    role: str
+    """``input``, ``output`` or ``internal``."""
+    partitions: int | None
+    """What the broker has (None: the topic does not exist)."""
+    want_partitions: int | None
+    """What syncd needs (None: any count); for a missing topic, what it is created with."""
+    cleanup: str | None
+    want_cleanup: str
+    problem: str | None
+    """Why ``run`` would fail or misbehave with it; None: fine (or created at start)."""
+
+    def line(self) -> str:
+        want = f"{self.want_partitions or 'any'} partitions, {self.want_cleanup}"
+        if self.partitions is None:
+            state = self.problem or f"missing: created at start ({want})"
+        else:
+            state = f"{self.partitions} partitions, cleanup.policy={self.cleanup}"
+            state = f"PROBLEM: {self.problem} ({state})" if self.problem else f"ok ({state})"
+        return f"topic {self.topic} [{self.role}]: {state}"
+
+
+async def check_topics(
+    cfg: config.Config, timeout_s: float = CONNECT_TIMEOUT_S
+) -> list[TopicCheck]:
+    """Reach the broker (bounded by ``timeout_s``) and check each of syncd's topics.
+
+    Raises KafkaError when the broker cannot be reached in time."""
+    from syncd.errors import KafkaError
+
+    servers = ",".join(cfg.kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        **bus.client_settings(cfg.kafka), request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+    except Exception as e:
+        raise KafkaError(f"cannot reach Kafka at {servers}: {e or type(e).__name__}") from e
+    try:
+        return await asyncio.wait_for(_check_topics(admin, cfg), timeout_s)
+    except TimeoutError as e:
+        raise KafkaError(f"Kafka at {servers} did not answer in {timeout_s:g} s") from e
+    finally:
+        await admin.close()
+
+
+async def _check_topics(admin: AIOKafkaAdminClient, cfg: config.Config) -> list[TopicCheck]:
+    t = cfg.topics
+    have = {topic: await bus.partition_count(admin, topic) for topic in _names(cfg)}
+    policies = await _cleanup_policies(admin, [topic for topic, n in have.items() if n])
+    stock = have[t.stock] or t.input_partitions
+    orders = have[t.orders] or t.input_partitions
+    ins, desired = t.input_partitions, t.desired_partitions
+    # topic, role, partitions it must have (None: any), partitions it is created with, cleanup
+    plan: list[tuple[str, str, int | None, int, str]] = [
+        (t.stock, "input", None, ins, "delete"),
+        (t.orders, "input", None, ins, "delete"),
+        (t.catalog, "input", None, 1, "delete"),
+        (t.order_lines, "internal", stock, stock, "delete"),
+        (t.holds, "internal", stock, stock, "compact"),
+        (t.sku_state, "internal", stock, stock, "compact"),
+        (t.order_state, "internal", orders, orders, "compact"),
+        (t.desired, "internal", desired, desired, "compact"),
+        (t.acked, "internal", desired, desired, "compact"),
+        (t.dead_letter, "output", None, 1, "delete"),
+        (t.push_results, "output", None, 3, "delete"),
+        (t.actions, "output", None, 1, "compact"),
+    ]
+    out = []
+    for topic, role, must, create, want_cleanup in plan:
+        n, cleanup = have[topic], policies.get(topic)
+        problem = None
+        if n is None and role == "input" and not t.create:
+            problem = "missing, and topics.create is off"
+        elif n is not None and must is not None and n != must:
+            problem = f"needs {must} partitions"
+        elif n is not None and role != "input" and cleanup != want_cleanup:
+            problem = f"needs cleanup.policy={want_cleanup}"  # inputs: the producers' business
+        want = must if n is not None else create
+        out.append(TopicCheck(topic, role, n, want, cleanup, want_cleanup, problem))
+    return out
+
+
+def _names(cfg: config.Config) -> list[str]:
+    t = cfg.topics
+    return [
+        t.stock,
+        t.orders,
+        t.catalog,
+        t.order_lines,
+        t.holds,
+        t.sku_state,
+        t.order_state,
+        t.desired,
+        t.acked,
+        t.dead_letter,
+        t.push_results,
+        t.actions,
+    ]
+
+
+async def _cleanup_policies(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, str]:
+    if not topics:
+        return {}
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, topic, configs={"cleanup.policy": None})
+        for topic in topics
+    ]
+    out: dict[str, str] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.resources:
+            error_code, _, _, name, entries = resource[:5]
+            if error_code:
+                continue
+            for entry in entries:
+                if entry[0] == "cleanup.policy":
+                    out[name] = entry[1]
+    return out

@@ -1,0 +1,171 @@
+"""syncd check-config checks everything run would, lists every problem with its key and
+line, and with --connect says how the broker holds each of syncd's topics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from dev.kafka import free_port
+from syncd import cli
+from syncd.app import checks
+from syncd.kafka import bus
+from tests.kafkautil import run_syncd, write_config
+
+
+def problems(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+
+
+def test_every_problem_is_listed_with_key_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "missing-table.toml"
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        "[kafka]\n"  # 1
+        "bootstrap_servers = 5\n"  # 2
+        "[publish]\n"  # 3
+        f'error_table = "{table}"\n'  # 4
+        "max_attempts = 5\n"  # 5
+        "[policy]\n"  # 6
+        "share = 2\n"  # 7
+        '[channels."shopee:main"]\n'  # 8
+        "partnerid = 2001887\n"  # 9
+        "shop_id = 14701711\n"  # 10
+        'partner_key_env = "SYNCD_TEST_SURELY_UNSET_PK"\n'  # 11
+        'access_token_file = "/nonexistent/syncd/token"\n'  # 12
+    )
+    assert cli.main(["--config", str(path), "check-config"]) == 2
+    got = {(p["key"], p.get("line")) for p in problems(capsys)}
+    assert got == {
+        ("kafka.bootstrap_servers", 2),
+        ("publish.max_attempts", 5),
+        ("policy.share", 7),
+        ("channels.shopee:main.partnerid", 9),
+        ("channels.shopee:main.partner_key_env", 11),
+        ("channels.shopee:main.access_token_file", 12),
+        ("publish.error_table", 4),
+    }
+
+
+def test_a_typo_in_channel_settings_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text('[channels."shopee:main"]\npartnerid = 1\nshop_id = 2\n')
+    assert cli.main(["--config", str(path), "check-config"]) == 2
+    [p] = problems(capsys)
+    assert (p["event"], p["key"], p["line"]) == (
+        "config_invalid",
+        "channels.shopee:main.partnerid",
+        2,
+    )
+    assert "partner_id" in str(p["reason"])  # the known keys are listed
+
+
+def test_a_broken_error_table_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "table.toml"
+    table.write_text("[[rows]]\nid = 'x'\n")
+    path = tmp_path / "c.toml"
+    path.write_text(f'[publish]\nerror_table = "{table}"\n')
+    assert cli.main(["--config", str(path), "check-config"]) == 2
+    [p] = problems(capsys)
+    assert str(p["key"]).startswith("error-table")
+
+
+def test_run_reports_every_problem_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[topics]\nstok = 'x'\n[log]\nlevel = 'loud'\n")
+    assert cli.main(["--config", str(path), "run", "--until-caught-up"]) == 2
+    assert [(p["key"], p["line"]) for p in problems(capsys)] == [
+        ("topics.stok", 2),
+        ("log.level", 4),
+    ]
+
+
+def test_report_prints_a_bad_error_table_once(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    missing = str(tmp_path / "nope.toml")
+    done = run_syncd(path, "report", "--channel", "shopee:a", "--error-table", missing)
+    assert done.returncode == 2
+    [p] = [orjson.loads(line) for line in done.stderr.strip().splitlines()]
+    assert p["key"] == "error-table" and "does not exist" in str(p["reason"])
+
+
+# -- --connect ------------------------------------------------------------------------------
+
+
+@pytest.mark.kafka
+async def test_connect_says_how_each_topic_is_held(kafka_bootstrap: str, tmp_path: Path) -> None:
+    path, cfg = write_config(tmp_path, kafka_bootstrap)
+    before = await checks.check_topics(cfg)
+    assert len(before) == 12
+    assert all(t.partitions is None and t.problem is None for t in before)
+    assert {t.topic for t in before} >= {cfg.topics.desired, cfg.topics.holds, cfg.topics.stock}
+    done = run_syncd(path, "check-config", "--connect")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("missing: created at start") == 12
+
+    counts = await bus.ensure_topics(cfg)
+    for _ in range(50):  # a topic just created may take a moment to show in the metadata
+        after = {t.topic: t for t in await checks.check_topics(cfg)}
+        if all(t.partitions for t in after.values()):
+            break
+        await asyncio.sleep(0.2)
+    assert all(t.problem is None for t in after.values())
+    assert {t: c.partitions for t, c in after.items()} == counts
+    assert after[cfg.topics.desired].cleanup == "compact"
+    assert after[cfg.topics.actions].cleanup == "compact"
+    assert after[cfg.topics.order_lines].cleanup == "delete"
+    done = run_syncd(path, "check-config", "--connect")
+    assert done.returncode == 0, done.stderr
+    assert f"topic {cfg.topics.desired} [internal]: ok (3 partitions, cleanup.policy=compact)" in (
+        done.stdout
+    )
+
+
+@pytest.mark.kafka
+async def test_connect_finds_wrong_partitions_and_cleanup(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    path, cfg = write_config(tmp_path, kafka_bootstrap)
+    t = cfg.topics
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(t.stock, 3, 1),
+                NewTopic(t.sku_state, 2, 1, topic_configs={"cleanup.policy": "compact"}),
+                NewTopic(t.acked, 3, 1),  # needs compaction
+            ]
+        )
+    finally:
+        await admin.close()
+    found = {c.topic: c for c in await checks.check_topics(cfg)}
+    assert found[t.sku_state].problem == "needs 3 partitions"
+    assert found[t.acked].problem == "needs cleanup.policy=compact"
+    assert found[t.stock].problem is None
+    done = run_syncd(path, "check-config", "--connect")
+    assert done.returncode == 1
+    assert f"topic {t.acked} [internal]: PROBLEM: needs cleanup.policy=compact" in done.stdout
+
+
+def test_connect_to_no_broker_fails_in_bounded_time(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[kafka]\nbootstrap_servers = ["127.0.0.1:{free_port()}"]\n')
+    t0 = time.monotonic()
+    done = run_syncd(path, "check-config", "--connect", timeout=90)
+    assert done.returncode == 1
+    assert time.monotonic() - t0 < checks.CONNECT_TIMEOUT_S + 30
+    out = done.stdout + done.stderr
+    assert "command_failed" in out and ("cannot reach Kafka" in out or "did not answer" in out)
