@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from dev.kafka import free_port
 from syncd import cli
 from syncd.app import checks
-from syncd.kafka import bus
+from syncd.kafka.clients import ensure_topics
 from tests.kafkautil import run_syncd, write_config
 
 
@@ -115,7 +115,7 @@ async def test_connect_says_how_each_topic_is_held(kafka_bootstrap: str, tmp_pat
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("missing: created at start") == 12
 
-    counts = await bus.ensure_topics(cfg)
+    counts = await ensure_topics(cfg)
     for _ in range(50):  # a topic just created may take a moment to show in the metadata
         after = {t.topic: t for t in await checks.check_topics(cfg)}
         if all(t.partitions for t in after.values()):

@@ -3,7 +3,7 @@
 Owns the checks beyond the file's own keys: each channel account's settings per platform
 (:func:`syncd.channels.check_settings`), the error table, and with ``--connect`` the
 broker and syncd's topics (exist, partition count, cleanup policy), as the stages
-create them (:func:`syncd.kafka.bus.ensure_topics`). Every problem is collected; none
+create them (:func:`syncd.kafka.clients.ensure_topics`). Every problem is collected; none
 stops the others from being found.
 """
 
@@ -21,7 +21,7 @@ from syncd.channels import check_settings
 from syncd.config import error_table
 from syncd.core.errortable import KEY as TABLE_KEY
 from syncd.errors import ConfigError
-from syncd.kafka import bus
+from syncd.kafka import clients
 
 CONNECT_TIMEOUT_S = 15.0
 """``--connect`` gives up on the broker after this long."""
@@ -94,7 +94,7 @@ async def check_topics(
 
     servers = ",".join(cfg.kafka.bootstrap_servers)
     admin = AIOKafkaAdminClient(
-        **bus.client_settings(cfg.kafka), request_timeout_ms=int(timeout_s * 1000)
+        **clients.client_settings(cfg.kafka), request_timeout_ms=int(timeout_s * 1000)
     )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
@@ -110,7 +110,7 @@ async def check_topics(
 
 async def _check_topics(admin: AIOKafkaAdminClient, cfg: config.Config) -> list[TopicCheck]:
     t = cfg.topics
-    have = {topic: await bus.partition_count(admin, topic) for topic in _names(cfg)}
+    have = {topic: await clients.partition_count(admin, topic) for topic in _names(cfg)}
     policies = await _cleanup_policies(admin, [topic for topic, n in have.items() if n])
     stock = have[t.stock] or t.input_partitions
     orders = have[t.orders] or t.input_partitions
