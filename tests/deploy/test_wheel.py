@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dev import sample
-from tests.kafkautil import ROOT, create_inputs, latest, produce, write_config
+from tests.fixtures.kafka import ROOT, create_inputs, latest, produce, write_config
 
 pytestmark = pytest.mark.kafka
 
