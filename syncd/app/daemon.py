@@ -14,10 +14,9 @@ import signal
 import structlog
 
 from syncd import __version__, config
-from syncd.errors import ConfigError
 from syncd.obs import logs
 
-log = structlog.get_logger("syncd.cli")
+log = structlog.get_logger("syncd.app.daemon")
 
 
 async def run(cfg: config.Config, stage: str, until_caught_up: bool, max_events: int | None) -> int:
@@ -66,10 +65,18 @@ async def run(cfg: config.Config, stage: str, until_caught_up: bool, max_events:
 
     def reload() -> None:
         nonlocal cfg
-        try:
-            new = config.load(cfg.source)
-        except ConfigError as e:  # keep running on the old configuration
-            log.error("config_reload_failed", config=cfg.source, key=e.key, reason=e.reason)
+        checked = config.check_file(cfg.source)
+        new = checked.config
+        if new is None:  # keep running on the old configuration
+            first = checked.problems[0]
+            log.error(
+                "config_reload_failed",
+                config=cfg.source,
+                key=first.key,
+                reason=first.reason,
+                line=checked.line(first),
+                problems=[p.key for p in checked.problems],
+            )
         else:
             cfg, live, restart = config.reload_plan(cfg, new)
             logs.set_level(cfg.log_level)

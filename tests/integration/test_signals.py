@@ -275,6 +275,7 @@ def test_sighup_reloads_the_configuration_and_keeps_it_when_broken(
     d.proc.send_signal(signal.SIGHUP)
     failed = d.wait_for(lambda: d.events("config_reload_failed"), 20, "reload failure")[0]
     assert failed["key"] == "policy.bogus" and failed["reason"]
+    assert failed["problems"] == ["policy.bogus"] and isinstance(failed["line"], int)
     assert d.proc.poll() is None and d.get("/readyz")[0] == 200  # still running, old config
     assert _post(d.port, "second-token") == 404
     assert d.stop() == 0
