@@ -1,7 +1,8 @@
 """``syncd check-config``: everything ``syncd run`` would refuse, found before it runs.
 
 Owns the checks beyond the file's own keys: each channel account's settings per platform
-(:func:`syncd.channels.check_settings`), the error table, and with ``--connect`` the
+(:func:`syncd.channels.check_settings`), the error table, the publish stage's accounts
+built as at start (clients, limits, read-back settings), and with ``--connect`` the
 broker and syncd's topics (exist, partition count, cleanup policy), as the stages
 create them (:func:`syncd.kafka.clients.ensure_topics`). Every problem is collected; none
 stops the others from being found.
@@ -41,7 +42,21 @@ def check(
             problems.append(
                 ConfigError("publish.error_table", e.reason) if e.key == TABLE_KEY else e
             )
+    if checked.config is not None and not problems:
+        problems.extend(_accounts(checked.config))
     return checked, problems
+
+
+def _accounts(cfg: config.Config) -> list[ConfigError]:
+    """Build the publish stage's accounts as ``run`` does at start (clients, limits,
+    read-back settings; no call is made): what only building them finds."""
+    from syncd.publish.accounts import Accounts
+
+    try:
+        Accounts(cfg)
+    except ConfigError as e:
+        return [e]
+    return []
 
 
 def _table_path(checked: config.Checked) -> str | None:

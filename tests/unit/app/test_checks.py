@@ -107,3 +107,33 @@ def test_connect_to_no_broker_fails_in_bounded_time(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < checks.CONNECT_TIMEOUT_S + 30
     out = done.stdout + done.stderr
     assert "command_failed" in out and ("cannot reach Kafka" in out or "did not answer" in out)
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ('shop_id = 2\npartner_key_env = "PK"\n', "channels.shopee:main.partner_id"),  # required
+        ('partner_id = 1\nshop_id = 2\npartner_key_env = "PK"\nrate_per_s = "fast"\n',
+         "channels.shopee:main.rate_per_s"),
+        ('partner_id = 1\nshop_id = 2\npartner_key_env = "PK"\nbatch_size = 0\n',
+         "channels.shopee:main.batch_size"),
+    ],
+)  # fmt: skip
+def test_what_only_building_the_accounts_finds_is_reported(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    settings: str,
+    key: str,
+) -> None:
+    monkeypatch.setenv("PK", "partner-key")
+    path = tmp_path / "c.toml"
+    path.write_text(f'[channels."shopee:main"]\n{settings}')
+    assert cli.main(["--config", str(path), "check-config"]) == 2
+    assert key in {p["key"] for p in problems(capsys)}
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[channels."shopee:main"]\npartner_id = 1\nshop_id = 2\npartner_key_env = "PK"\n'
+    )
+    checked, found = checks.check(str(good))
+    assert checked.config is not None and found == []
