@@ -52,8 +52,11 @@ def _accounts(cfg: config.Config) -> list[ConfigError]:
     read-back settings; no call is made): what only building them finds."""
     from syncd.publish.accounts import Accounts
 
+    configured = {account: ch for account, ch in cfg.channels.items() if ch.settings}
+    if not configured:  # policy-only accounts: nothing to build
+        return []
     try:
-        Accounts(cfg)
+        Accounts(cfg.model_copy(update={"channels": configured}))
     except ConfigError as e:
         return [e]
     return []
