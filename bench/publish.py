@@ -16,7 +16,7 @@ sandboxes in this process (127.0.0.1), then measures, in one run:
    updates per call), the ceiling (rate x batch), and the throttled answers.
 2. **API calls per input event.** ``--events`` input events over ``--skus`` SKUs
    (dev/sample.py; each SKU listed on the four accounts) go through the real
-   compute stage (``ComputeService(until_caught_up=True)``), then the publisher
+   compute stage (``ComputeStage(until_caught_up=True)``), then the publisher
    (no rate pressure) sends the resulting backlog: calls, listing updates and
    desired records per input event.
 3. **Latency.** The compute stage (``python -m syncd run``) and the publisher
@@ -64,7 +64,7 @@ from dev.kafkaio import (  # noqa: E402
 )
 from syncd import config  # noqa: E402
 from syncd.channels.base import listing_ref  # noqa: E402
-from syncd.compute.stage import ComputeService  # noqa: E402
+from syncd.compute.stage import ComputeStage  # noqa: E402
 from syncd.kafka.clients import ensure_topics  # noqa: E402
 from syncd.kafka.partitioning import partition_for  # noqa: E402
 from syncd.obs import logs  # noqa: E402
@@ -316,7 +316,7 @@ async def calls_per_event(b: Bench, n_events: int, n_skus: int) -> dict[str, Any
     await produce(cfg, catalog_recs(accounts) + events)
     produced = time.monotonic() - t0
     t0 = time.monotonic()
-    await ComputeService(cfg, until_caught_up=True).run()
+    await ComputeStage(cfg, until_caught_up=True).run()
     computed = time.monotonic() - t0
     desired = [r for r in await read_topic(cfg, cfg.topics.desired) if r.value is not None]
     t0 = time.monotonic()

@@ -26,17 +26,17 @@ async def run(cfg: config.Config, stage: str, until_caught_up: bool, max_events:
     systemd (syncd.obs.notify). SIGTERM/SIGINT stop the stages in order (docs/operations.md);
     SIGHUP reloads the configuration and the error table.
     """
-    from syncd.compute.stage import ComputeService
+    from syncd.compute.stage import ComputeStage
     from syncd.obs.health import Health
     from syncd.obs.notify import Notifier
     from syncd.publish.stage import PublishService
 
     bounded = until_caught_up or max_events is not None
     health = Health()
-    stages: list[ComputeService | PublishService] = []
+    stages: list[ComputeStage | PublishService] = []
     if stage in ("all", "compute"):
         stages.append(
-            ComputeService(
+            ComputeStage(
                 cfg,
                 until_caught_up=until_caught_up,
                 max_events=max_events,
@@ -81,7 +81,7 @@ async def run(cfg: config.Config, stage: str, until_caught_up: bool, max_events:
             cfg, live, restart = config.reload_plan(cfg, new)
             logs.set_level(cfg.log_level)
             for s in stages:
-                if isinstance(s, ComputeService):
+                if isinstance(s, ComputeStage):
                     s.use_rules(cfg)
                 else:
                     s.cfg = cfg

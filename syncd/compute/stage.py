@@ -37,7 +37,7 @@ from syncd.kafka.stage import KafkaStage
 from syncd.obs import metrics
 from syncd.obs.health import StageHealth
 
-__all__ = ["ComputeService", "ComputeStage"]
+__all__ = ["ComputeStage"]
 
 log = structlog.get_logger("syncd.compute.stage")
 
@@ -343,7 +343,3 @@ class ComputeStage(KafkaStage[_Kind]):
 
 def _flat(counts: Counter[tuple[str, str]]) -> dict[str, int]:
     return {f"{kind}_{outcome}": n for (kind, outcome), n in sorted(counts.items())}
-
-
-ComputeService = ComputeStage
-"""The former name, kept while callers move (the daemon in syncd/cli.py, tests, bench)."""

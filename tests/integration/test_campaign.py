@@ -25,7 +25,7 @@ from dev.kafkaio import channel_settings, config_head, create_inputs, produce
 from dev.sample import Rec, rfc3339
 from syncd import config
 from syncd.channels.base import listing_ref
-from syncd.compute.stage import ComputeService
+from syncd.compute.stage import ComputeStage
 from syncd.core.ledger import SkuState
 from syncd.publish.stage import PublishService
 from syncd.testing.sandbox import Sandbox, start
@@ -64,7 +64,7 @@ def _snapshot(n: int, on_hand: int) -> Rec:
 
 async def _round(cfg: config.Config) -> None:
     """One bounded pass of each stage: compute to its end, then publish to its end."""
-    await ComputeService(cfg, until_caught_up=True).run()
+    await ComputeStage(cfg, until_caught_up=True).run()
     await PublishService(cfg, until_caught_up=True).run()
 
 

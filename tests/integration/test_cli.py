@@ -10,7 +10,7 @@ import pytest
 
 from dev import sample
 from syncd import cli
-from syncd.compute.stage import ComputeService
+from syncd.compute.stage import ComputeStage
 from syncd.tools import views
 from tests.fixtures.kafka import create_inputs, latest, produce, run_syncd, write_config
 
@@ -52,7 +52,7 @@ async def test_inspect_explains_the_emitted_quantity(kafka_bootstrap: str, tmp_p
     path, cfg = write_config(tmp_path, kafka_bootstrap)
     await create_inputs(cfg)
     await produce(cfg, sample.catalog(5) + list(sample.events(400, 5, seed=9)))
-    await asyncio.wait_for(ComputeService(cfg, until_caught_up=True).run(), 60)
+    await asyncio.wait_for(ComputeStage(cfg, until_caught_up=True).run(), 60)
     desired = {
         k.decode(): orjson.loads(v)["quantity"]
         for k, v in (await latest(cfg, cfg.topics.desired)).items()

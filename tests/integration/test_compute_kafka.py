@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from dev import sample
 from syncd.compute.processor import Processor
-from syncd.compute.stage import ComputeService
+from syncd.compute.stage import ComputeStage
 from syncd.config import Config
 from syncd.contract import decode_listing
 from syncd.core.catalog import Catalog
@@ -105,7 +105,7 @@ async def test_pipeline_equals_in_memory_run_and_dead_letters(kafka_bootstrap: s
     recs = sample.catalog(40) + list(sample.events(3000, 40, seed=3)) + sample.bad_records()
     await produce(cfg, recs)
 
-    svc = ComputeService(cfg, until_caught_up=True)
+    svc = ComputeStage(cfg, until_caught_up=True)
     counts = await asyncio.wait_for(svc.run(), 120)
 
     got = desired_quantities(await latest(cfg, cfg.topics.desired))
@@ -144,12 +144,12 @@ async def test_restart_restores_state_and_counts_nothing_twice(
     path, cfg = write_config(tmp_path, kafka_bootstrap)
     await create_inputs(cfg)
     await produce(cfg, sample.catalog(10) + list(sample.events(800, 10, seed=5)))
-    first = await ComputeService(cfg, until_caught_up=True).run()
+    first = await ComputeStage(cfg, until_caught_up=True).run()
     before = desired_quantities(await latest(cfg, cfg.topics.desired))
 
     # A new group over the same state: every event is read again, and must be skipped.
     _, again = with_group(path, tmp_path, "rewound-group")
-    second = await ComputeService(again, until_caught_up=True).run()
+    second = await ComputeStage(again, until_caught_up=True).run()
     assert second["stock", "replayed"] == sum(
         n for (k, o), n in first.items() if k == "stock" and o != "dead_lettered"
     )
