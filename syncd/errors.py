@@ -3,10 +3,21 @@
 Every error syncd raises derives from :class:`SyncdError` and carries a stable
 ``code`` (documented in docs/errors.md, kept equal by a test) and a
 ``retriable`` flag. Code never matches on message text: callers branch on the
-class or on ``code``.
+class or on ``code``::
+
+    SyncdError                      syncd_error
+    ├── ConfigError                 config_invalid
+    ├── InvalidRecord               invalid_record (instance code: a reason code)
+    ├── KafkaError                  kafka_unavailable      retriable
+    └── ChannelError                channel_error
+        ├── ChannelTransportError   channel_transport      retriable
+        │   └── ChannelTimeout      channel_timeout        retriable
+        └── ChannelAuthError        channel_auth_failed
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class SyncdError(Exception):
@@ -61,7 +72,67 @@ class KafkaError(SyncdError):
 
 
 class ChannelError(SyncdError):
-    """A channel API call failed; subclasses say how (issue 3 and 4 extend this)."""
+    """A channel API call failed; subclasses say how."""
 
     code = "channel_error"
     retriable = False
+
+
+class ChannelTransportError(ChannelError):
+    """The request did not get a platform answer (connection refused, reset, DNS)."""
+
+    code = "channel_transport"
+    retriable = True
+
+    def __init__(self, platform: str, account: str, operation: str, reason: str) -> None:
+        super().__init__(
+            f"{platform} {account}: {operation} failed: {reason}",
+            platform=platform,
+            account=account,
+            operation=operation,
+        )
+        self.platform = platform
+        self.account = account
+        self.operation = operation
+
+
+class ChannelTimeout(ChannelTransportError):
+    """The request timed out (total timeout of the account's session)."""
+
+    code = "channel_timeout"
+
+
+class ChannelAuthError(ChannelError):
+    """Getting or refreshing the account's token failed with a platform answer.
+
+    ``push`` turns this into outcomes (``raw["stage"] == "token"``);
+    ``read_stock`` raises it. Carries the token endpoint's status, code and
+    message verbatim; never the token or secret.
+    """
+
+    code = "channel_auth_failed"
+    retriable = False
+
+    def __init__(
+        self,
+        platform: str,
+        account: str,
+        http_status: int | None,
+        platform_code: str | None,
+        platform_message: str | None,
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            f"{platform} {account}: token request refused"
+            f" (http {http_status}, {platform_code}: {platform_message})",
+            platform=platform,
+            account=account,
+            http_status=http_status,
+            platform_code=platform_code,
+        )
+        self.platform = platform
+        self.account = account
+        self.http_status = http_status
+        self.platform_code = platform_code
+        self.platform_message = platform_message
+        self.raw = raw

@@ -1,35 +1,76 @@
-"""Marketplace channel clients: one module per platform behind the
-:class:`syncd.channels.base.Channel` protocol; build one with
-:func:`syncd.channels.base.make_channel`.
+"""Marketplace channel clients and the registry of platforms.
 
-The contract module is loaded first, whichever module is imported: it
-re-exports the plumbing of :mod:`syncd.channels.http` and
-:mod:`syncd.channels.tokens`, which build on it.
+One module per platform (:mod:`~syncd.channels.shopee`,
+:mod:`~syncd.channels.lazada`, :mod:`~syncd.channels.wayfair`,
+:mod:`~syncd.channels.shopify`) behind the :class:`~syncd.channels.base.Channel`
+protocol. This package owns the registry ``{platform: class}``:
+:func:`make_channel` builds one account's client, :func:`register` adds a
+platform (a new platform is its module, one ``register`` call and its
+error-table rows), :func:`platforms` lists them.
+
+Import order is plain: the platform modules import the contract
+(:mod:`~syncd.channels.base`) and the plumbing (:mod:`~syncd.channels.http`,
+:mod:`~syncd.channels.tokens`), never this package's names; this package
+imports the platform modules to register the built-ins.
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from syncd.channels import base as base  # load order, see above
-
-_COMMON = {"base_url", "timeout_s", "max_connections", "batch_size", "refresh_ahead_s"}
-_COMMON |= {"access_token", "refresh_token", "access_token_expires_at"}
-_COMMON |= {"rate_per_s", "burst", "max_in_flight", "propagation_delay_s"}
-_KNOWN = {
-    "shopee": {"partner_id", "shop_id", "partner_key"},
-    "lazada": {"auth_url", "app_key", "app_secret"},
-    "wayfair": {"token_url", "audience", "client_id", "client_secret", "supplier_id"}
-    | {"feed_kind", "read_limit"},
-    "shopify": {"api_version", "quantity_name", "reason", "reference_document_uri"}
-    | {"client_id", "client_secret"},
-}
+from syncd.channels.base import Channel, TokenStore
+from syncd.channels.http import SessionFactory
+from syncd.channels.lazada import LazadaChannel
+from syncd.channels.shopee import ShopeeChannel
+from syncd.channels.shopify import ShopifyChannel
+from syncd.channels.wayfair import WayfairChannel
+from syncd.errors import ConfigError
 
 
-def check_settings(platform: str, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Every (key, reason) problem of one account's settings (a stand-in: unknown keys)."""
-    known = _COMMON | _KNOWN.get(platform, set())
-    return [
-        (key, f"unknown setting for {platform} (known: {', '.join(sorted(known))})")
-        for key in settings
-        if key not in known
-    ]
+class ChannelClass(Protocol):
+    """What the registry needs of a platform: a constructor of one account's client."""
+
+    def __call__(
+        self,
+        account: str,
+        settings: Mapping[str, Any],
+        token_store: TokenStore,
+        session_factory: SessionFactory | None = None,
+    ) -> Channel: ...
+
+
+_REGISTRY: dict[str, ChannelClass] = {}
+
+
+def register(platform: str, cls: ChannelClass) -> None:
+    """Make ``platform`` known, its accounts built by ``cls`` (a second call replaces it)."""
+    _REGISTRY[platform] = cls
+
+
+def unregister(platform: str) -> None:
+    """Forget ``platform`` (tests that registered a toy one)."""
+    _REGISTRY.pop(platform, None)
+
+
+def platforms() -> tuple[str, ...]:
+    """The registered platforms, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def make_channel(
+    platform: str,
+    account: str,
+    settings: Mapping[str, Any],
+    token_store: TokenStore,
+    session_factory: SessionFactory | None = None,
+) -> Channel:
+    """Build the client for one account from its config table (credentials already resolved)."""
+    cls = _REGISTRY.get(platform)
+    if cls is None:
+        raise ConfigError(f"channels.{account}", f"unknown platform {platform!r}")
+    return cls(account, settings, token_store, session_factory)
+
+
+for _cls in (ShopeeChannel, LazadaChannel, WayfairChannel, ShopifyChannel):
+    register(_cls.platform, _cls)

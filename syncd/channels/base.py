@@ -1,27 +1,21 @@
-"""The channel-client contract and the small pieces every platform client shares.
+"""The channel-client contract: the types every platform client and the publisher share.
 
-Owns: the value types passed between the publisher and a client
+Owns the value types passed between the publisher and a client
 (:class:`StockUpdate`, :class:`PushOutcome`, :class:`ThrottleStatus`), the
-codes syncd itself produces, the outcome helpers (:func:`fail_all` and
-friends), the :class:`Channel` and :class:`TokenStore` protocols, the channel
-errors (subclasses of :class:`~syncd.errors.ChannelError`), the readers of a
-platform answer and of a setting (:class:`HttpResult`, :func:`seconds_in`,
-:func:`setting`) and the factory :func:`make_channel`.
-
-Re-exported from the modules that build on this contract, so that everything
-keeps its place in this namespace: :class:`HttpChannel` (the base the platform
-modules build on: one aiohttp session per account, transport-error mapping,
-batching) from :mod:`syncd.channels.http`, and the token stores
-(:class:`MemoryTokenStore`, :class:`JsonFileTokenStore`) from
-:mod:`syncd.channels.tokens`, which also owns token caching with refresh ahead
-of expiry and one refresh-and-resend on an auth error.
+codes syncd itself produces, :func:`listing_ref`, the outcome and batch
+helpers (:func:`failure`, :func:`success`, :func:`fail_all`,
+:func:`dedupe_last`, :func:`chunk`) and the :class:`Channel` and
+:class:`TokenStore` protocols. Nothing here does I/O and nothing here imports
+a platform module: the registry of platforms is :mod:`syncd.channels`, the
+channel errors live in :mod:`syncd.errors`, the HTTP plumbing in
+:mod:`syncd.channels.http` and the token stores in :mod:`syncd.channels.tokens`.
 
 Rules every client follows:
 
 - ``push`` never raises for a platform-level answer: every update gets a
   :class:`PushOutcome` carrying the platform's own ``code`` and ``message``
-  verbatim. It raises only :class:`ChannelTransportError` (timeout, connection
-  refused, reset), which is retriable.
+  verbatim. It raises only :class:`~syncd.errors.ChannelTransportError`
+  (timeout, connection refused, reset), which is retriable.
 - No retries inside clients (the publisher retries), except that an auth
   error is followed by one token refresh and one re-send.
 - Secrets (keys, tokens, signatures) never appear in logs or exception
@@ -31,18 +25,11 @@ Rules every client follows:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-import aiohttp
 import orjson
-import structlog
-
-from syncd.errors import ChannelError, ConfigError
-
-log = structlog.get_logger("syncd.channels")
 
 T = TypeVar("T")
 
@@ -159,69 +146,6 @@ def chunk(items: Sequence[T], size: int) -> list[list[T]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-# -- errors -------------------------------------------------------------------
-
-
-class ChannelTransportError(ChannelError):
-    """The request did not get a platform answer (connection refused, reset, DNS)."""
-
-    code = "channel_transport"
-    retriable = True
-
-    def __init__(self, platform: str, account: str, operation: str, reason: str) -> None:
-        super().__init__(
-            f"{platform} {account}: {operation} failed: {reason}",
-            platform=platform,
-            account=account,
-            operation=operation,
-        )
-        self.platform = platform
-        self.account = account
-        self.operation = operation
-
-
-class ChannelTimeout(ChannelTransportError):
-    """The request timed out (total timeout of the account's session)."""
-
-    code = "channel_timeout"
-
-
-class ChannelAuthError(ChannelError):
-    """Getting or refreshing the account's token failed with a platform answer.
-
-    ``push`` turns this into outcomes (``raw["stage"] == "token"``);
-    ``read_stock`` raises it. Carries the token endpoint's status, code and
-    message verbatim; never the token or secret.
-    """
-
-    code = "channel_auth_failed"
-    retriable = False
-
-    def __init__(
-        self,
-        platform: str,
-        account: str,
-        http_status: int | None,
-        platform_code: str | None,
-        platform_message: str | None,
-        raw: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            f"{platform} {account}: token request refused"
-            f" (http {http_status}, {platform_code}: {platform_message})",
-            platform=platform,
-            account=account,
-            http_status=http_status,
-            platform_code=platform_code,
-        )
-        self.platform = platform
-        self.account = account
-        self.http_status = http_status
-        self.platform_code = platform_code
-        self.platform_message = platform_message
-        self.raw = raw
-
-
 # -- protocols ----------------------------------------------------------------
 
 
@@ -273,127 +197,3 @@ class TokenStore(Protocol):
     def get(self, account: str) -> dict[str, Any] | None: ...
 
     def put(self, account: str, token: Mapping[str, Any]) -> None: ...
-
-
-# -- reading answers and settings ---------------------------------------------
-
-SessionFactory = Callable[[], aiohttp.ClientSession]
-Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResult:
-    """A platform answer: status, headers, parsed JSON body (None if not JSON), raw text."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: Any
-    text: str
-
-    def header(self, name: str) -> str | None:
-        """A response header, by case-insensitive name."""
-        wanted = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == wanted:
-                return value
-        return None
-
-    def retry_after(self) -> float | None:
-        """``Retry-After`` in seconds, when given as a number (an HTTP date is ignored)."""
-        value = self.header("Retry-After")
-        if value is None:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            return None
-
-    def snippet(self, limit: int = 300) -> str:
-        return self.text[:limit]
-
-    def message(self, key: str = "message") -> str:
-        """The body's ``key`` as text when it is set (not empty), else :meth:`snippet`."""
-        if isinstance(self.body, dict) and self.body.get(key):
-            return str(self.body[key])
-        return self.snippet()
-
-
-def fail_unreadable(
-    batch: Sequence[StockUpdate], result: HttpResult, retry_after_s: float | None
-) -> list[PushOutcome]:
-    """Every update failed with an answer of the wrong shape: no code from HTTP 400 on
-    (the status says it), else :data:`BAD_RESPONSE`; the message is the start of the body."""
-    code = None if result.status >= 400 else BAD_RESPONSE
-    return fail_all(batch, result.status, code, result.snippet(), retry_after_s)
-
-
-_SECONDS = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
-
-
-def seconds_in(message: str | None) -> float | None:
-    """The first 'N seconds' in a platform message ('...ban will last 1 seconds')."""
-    if not message:
-        return None
-    m = _SECONDS.search(message)
-    return float(m.group(1)) if m else None
-
-
-def setting(
-    settings: Mapping[str, Any], account: str, key: str, kind: type, default: Any = ...
-) -> Any:
-    """Read one setting with a type check; ConfigError names ``channels.<account>.<key>``."""
-    if key not in settings or settings[key] is None:
-        if default is ...:
-            raise ConfigError(f"channels.{account}.{key}", "is required")
-        return default
-    value = settings[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if kind is int and isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"channels.{account}.{key}", f"must be {kind.__name__}")
-    return value
-
-
-# -- factory ------------------------------------------------------------------
-
-
-def make_channel(
-    platform: str,
-    account: str,
-    settings: Mapping[str, Any],
-    token_store: TokenStore,
-    session_factory: SessionFactory | None = None,
-) -> Channel:
-    """Build the client for one account from its config table (credentials already resolved)."""
-    if platform == "shopee":
-        from syncd.channels.shopee import ShopeeChannel
-
-        return ShopeeChannel(account, settings, token_store, session_factory)
-    if platform == "lazada":
-        from syncd.channels.lazada import LazadaChannel
-
-        return LazadaChannel(account, settings, token_store, session_factory)
-    if platform == "wayfair":
-        from syncd.channels.wayfair import WayfairChannel
-
-        return WayfairChannel(account, settings, token_store, session_factory)
-    if platform == "shopify":
-        from syncd.channels.shopify import ShopifyChannel
-
-        return ShopifyChannel(account, settings, token_store, session_factory)
-    raise ConfigError(f"channels.{account}", f"unknown platform {platform!r}")
-
-
-# -- re-exports ---------------------------------------------------------------
-# Defined by the modules that build on the contract above (they import this module, so
-# these imports come last; ``syncd/channels/__init__.py`` loads this module first).
-
-from syncd.channels.http import HttpChannel as HttpChannel  # noqa: E402
-from syncd.channels.tokens import (  # noqa: E402
-    JsonFileTokenStore as JsonFileTokenStore,
-)
-from syncd.channels.tokens import (  # noqa: E402
-    MemoryTokenStore as MemoryTokenStore,
-)

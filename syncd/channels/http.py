@@ -3,7 +3,7 @@
 Owns :class:`HttpChannel`: the account's settings common to every platform
 (``timeout_s``, ``max_connections``, ``batch_size``, ``base_url``), one
 aiohttp session per account, one HTTP call with transport failures mapped to
-:class:`~syncd.channels.base.ChannelTransportError`, batching (last update per
+:class:`~syncd.errors.ChannelTransportError`, batching (last update per
 listing, platform grouping, a listing the platform cannot take alone) and
 ``push`` (a listing the platform cannot take is not sent; a refused token
 becomes outcomes). Token caching comes from
@@ -16,32 +16,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 import orjson
+import structlog
 
+from syncd.channels.answers import HttpResult
 from syncd.channels.base import (
     INVALID_LISTING,
-    ChannelAuthError,
-    ChannelTimeout,
-    ChannelTransportError,
-    Clock,
-    HttpResult,
     PushOutcome,
-    SessionFactory,
     StockUpdate,
     ThrottleStatus,
     TokenStore,
     chunk,
     dedupe_last,
     fail_all,
-    log,
-    setting,
 )
-from syncd.channels.tokens import TokenCache
-from syncd.errors import ConfigError
+from syncd.channels.settings import setting
+from syncd.channels.tokens import Clock, TokenCache
+from syncd.errors import ChannelAuthError, ChannelTimeout, ChannelTransportError, ConfigError
+
+log = structlog.get_logger("syncd.channels")
+
+SessionFactory = Callable[[], aiohttp.ClientSession]
+"""Builds an account's aiohttp session (tests hand in their own)."""
 
 
 class HttpChannel(TokenCache):
@@ -93,7 +93,7 @@ class HttpChannel(TokenCache):
         self._configure()
 
     def _setting(self, key: str, kind: type, default: Any = ...) -> Any:
-        """One setting of the account (see :func:`~syncd.channels.base.setting`)."""
+        """One setting of the account (see :func:`~syncd.channels.settings.setting`)."""
         return setting(self._settings, self.account, key, kind, default)
 
     def _configure(self) -> None:

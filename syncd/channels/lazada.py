@@ -36,15 +36,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import escape
 
+from syncd.channels.answers import HttpResult, fail_unreadable, seconds_in
 from syncd.channels.base import (
     BATCH_REJECTED,
-    HttpResult,
     PushOutcome,
     StockUpdate,
-    fail_unreadable,
     failure,
     listing_ref,
-    seconds_in,
     success,
 )
 from syncd.channels.http import HttpChannel

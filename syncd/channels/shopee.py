@@ -29,13 +29,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from syncd.channels.answers import HttpResult, fail_unreadable
 from syncd.channels.base import (
     NO_RESULT,
-    HttpResult,
     PushOutcome,
     StockUpdate,
     chunk,
-    fail_unreadable,
     failure,
     listing_ref,
     success,

@@ -53,15 +53,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from syncd.channels.answers import HttpResult, fail_unreadable
 from syncd.channels.base import (
     BATCH_REJECTED,
-    HttpResult,
     PushOutcome,
     StockUpdate,
     ThrottleStatus,
     chunk,
     fail_all,
-    fail_unreadable,
     failure,
     listing_ref,
     success,

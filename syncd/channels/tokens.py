@@ -6,7 +6,7 @@ Owns the two :class:`~syncd.channels.base.TokenStore` implementations
 the token is cached in the store, refreshed ahead of ``refresh_at`` and once
 after an auth error (one refresh and one re-send), and the helpers the
 platform modules use to turn a token endpoint's answer into a stored token or
-a :class:`~syncd.channels.base.ChannelAuthError`.
+a :class:`~syncd.errors.ChannelAuthError`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,13 @@ from typing import Any
 
 import orjson
 
-from syncd.channels.base import (
-    NO_TOKEN,
-    ChannelAuthError,
-    ChannelTransportError,
-    Clock,
-    HttpResult,
-    TokenStore,
-    setting,
-)
-from syncd.errors import ConfigError
+from syncd.channels.answers import HttpResult
+from syncd.channels.base import NO_TOKEN, TokenStore
+from syncd.channels.settings import setting
+from syncd.errors import ChannelAuthError, ChannelTransportError, ConfigError
+
+Clock = Callable[[], float]
+"""Epoch seconds now (``time.time`` unless a test hands in its own)."""
 
 # -- stores -------------------------------------------------------------------
 

@@ -44,13 +44,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from syncd.channels.answers import HttpResult, fail_unreadable
 from syncd.channels.base import (
     BAD_RESPONSE,
-    HttpResult,
     PushOutcome,
     StockUpdate,
     fail_all,
-    fail_unreadable,
     failure,
     listing_ref,
     success,

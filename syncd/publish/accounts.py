@@ -17,13 +17,9 @@ from collections.abc import Collection
 
 import structlog
 
-from syncd.channels.base import (
-    Channel,
-    JsonFileTokenStore,
-    MemoryTokenStore,
-    TokenStore,
-    make_channel,
-)
+from syncd.channels import make_channel
+from syncd.channels.base import Channel, TokenStore
+from syncd.channels.tokens import JsonFileTokenStore, MemoryTokenStore
 from syncd.config import Config
 from syncd.config.error_table import load, load_or_keep
 from syncd.core.errortable import ErrorTable

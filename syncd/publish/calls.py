@@ -21,15 +21,7 @@ from collections.abc import Awaitable, Mapping
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never
 
-from syncd.channels.base import (
-    NO_RESULT,
-    ChannelAuthError,
-    ChannelTransportError,
-    PushOutcome,
-    StockUpdate,
-    fail_all,
-    failure,
-)
+from syncd.channels.base import NO_RESULT, PushOutcome, StockUpdate, fail_all, failure
 from syncd.core.errortable import Decision, RetrySpec
 from syncd.core.sending import (
     SENT_AGAIN,
@@ -43,7 +35,7 @@ from syncd.core.sending import (
     settle_auth,
     settle_retries,
 )
-from syncd.errors import ChannelError
+from syncd.errors import ChannelAuthError, ChannelError, ChannelTransportError
 from syncd.obs import metrics
 from syncd.publish.limits import RetryPolicy
 from syncd.publish.parking import Parking

@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
-from syncd.channels.base import Channel, ThrottleStatus, setting
+from syncd.channels.base import Channel, ThrottleStatus
+from syncd.channels.settings import setting
 from syncd.config import PublishConfig
 from syncd.core.errortable import RetrySpec
 from syncd.errors import ConfigError

@@ -44,10 +44,7 @@ from typing import Any, ClassVar
 import structlog
 from aiokafka import TopicPartition
 
-from syncd.channels.base import (
-    Channel,
-    TokenStore,
-)
+from syncd.channels.base import Channel, TokenStore
 from syncd.config import Config
 from syncd.errors import ConfigError
 from syncd.kafka.offsets import MAX_OPEN_OFFSETS, OffsetTracker

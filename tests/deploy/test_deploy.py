@@ -20,7 +20,7 @@ import yaml
 
 from syncd import config
 from syncd.app import admin
-from syncd.channels.base import make_channel
+from syncd.channels import make_channel
 from syncd.channels.tokens import MemoryTokenStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,6 @@ import ast
 import re
 from pathlib import Path
 
-import syncd.channels.base  # noqa: F401 - registers the channel error classes
 from syncd import cli, errors
 
 ROOT = Path(__file__).resolve().parents[2]

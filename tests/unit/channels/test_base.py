@@ -11,23 +11,21 @@ from typing import Any
 import orjson
 import pytest
 
-from syncd.channels.base import (
-    Channel,
-    ChannelTimeout,
-    ChannelTransportError,
-    JsonFileTokenStore,
-    MemoryTokenStore,
-    StockUpdate,
-    dedupe_last,
-    listing_ref,
-    make_channel,
-    seconds_in,
-)
+from syncd.channels import make_channel
+from syncd.channels.answers import seconds_in
+from syncd.channels.base import Channel, StockUpdate, dedupe_last, listing_ref
 from syncd.channels.lazada import LazadaChannel
 from syncd.channels.shopee import ShopeeChannel
 from syncd.channels.shopify import ShopifyChannel
+from syncd.channels.tokens import JsonFileTokenStore, MemoryTokenStore
 from syncd.channels.wayfair import WayfairChannel
-from syncd.errors import ChannelError, ConfigError, SyncdError
+from syncd.errors import (
+    ChannelError,
+    ChannelTimeout,
+    ChannelTransportError,
+    ConfigError,
+    SyncdError,
+)
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "shopee": {"partner_id": 1, "partner_key": "k", "shop_id": 2, "refresh_token": "r"},

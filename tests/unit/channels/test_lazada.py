@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from syncd.channels.base import BATCH_REJECTED, INVALID_LISTING, MemoryTokenStore, listing_ref
+from syncd.channels.base import BATCH_REJECTED, INVALID_LISTING, listing_ref
 from syncd.channels.lazada import (
     LazadaChannel,
     build_payload,
     parse_sellable_update,
     sellable_of,
 )
+from syncd.channels.tokens import MemoryTokenStore
 from syncd.testing.sandbox import Sandbox
 from tests.fixtures.channels import SandboxFactory, answer, upd
 

@@ -9,17 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.channels.base import (
-    BAD_RESPONSE,
-    INVALID_LISTING,
-    NO_RESULT,
-    ChannelAuthError,
-    ChannelTimeout,
-    JsonFileTokenStore,
-    MemoryTokenStore,
-    TokenStore,
-    listing_ref,
-)
+from syncd.channels.base import BAD_RESPONSE, INVALID_LISTING, NO_RESULT, TokenStore, listing_ref
 from syncd.channels.shopee import (
     ShopeeChannel,
     build_update_stock,
@@ -27,7 +17,9 @@ from syncd.channels.shopee import (
     parse_update_stock,
     seller_stock_of,
 )
+from syncd.channels.tokens import JsonFileTokenStore, MemoryTokenStore
 from syncd.core.errortable import bare_code
+from syncd.errors import ChannelAuthError, ChannelTimeout
 from syncd.testing.sandbox import Sandbox
 from tests.fixtures.channels import SandboxFactory, answer, upd
 

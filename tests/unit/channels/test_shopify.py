@@ -7,7 +7,7 @@ import re
 
 import orjson
 
-from syncd.channels.base import BATCH_REJECTED, MemoryTokenStore, listing_ref
+from syncd.channels.base import BATCH_REJECTED, listing_ref
 from syncd.channels.shopify import (
     ShopifyChannel,
     build_read,
@@ -15,6 +15,7 @@ from syncd.channels.shopify import (
     parse_set_quantities,
     parse_throttle,
 )
+from syncd.channels.tokens import MemoryTokenStore
 from syncd.testing.sandbox import Sandbox
 from tests.fixtures.channels import SandboxFactory, answer, upd
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from syncd.channels.base import MemoryTokenStore
 from syncd.channels.lazada import LazadaChannel
 from syncd.channels.shopee import ShopeeChannel
 from syncd.channels.signing import (
@@ -19,6 +18,7 @@ from syncd.channels.signing import (
     shopee_base_string,
     shopee_sign,
 )
+from syncd.channels.tokens import MemoryTokenStore
 
 PARTNER_KEY = "shpk4f6b2c1a7e9d3b5a8c0f2e4d6b8a1c3e5f7a9b"
 

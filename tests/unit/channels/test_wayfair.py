@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from syncd.channels.base import INVALID_LISTING, MemoryTokenStore, listing_ref
+from syncd.channels.base import INVALID_LISTING, listing_ref
+from syncd.channels.tokens import MemoryTokenStore
 from syncd.channels.wayfair import (
     SUBMISSION_ERROR,
     WayfairChannel,

@@ -18,13 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syncd.channels.answers import HttpResult
 from syncd.channels.base import (
     BAD_RESPONSE,
     BATCH_REJECTED,
     INVALID_LISTING,
     NO_RESULT,
     NO_TOKEN,
-    HttpResult,
     PushOutcome,
     StockUpdate,
     listing_ref,
@@ -394,7 +394,7 @@ def test_row_is_matched_by_its_samples(row_id: str) -> None:
 
 def test_syncd_codes_in_the_table_are_real() -> None:
     """The table names syncd's own codes as text; they must be the constants' values."""
-    from syncd.channels.base import ChannelTimeout, ChannelTransportError
+    from syncd.errors import ChannelTimeout, ChannelTransportError
 
     known = {NO_TOKEN, INVALID_LISTING, BATCH_REJECTED, NO_RESULT, BAD_RESPONSE}
     known |= {SUBMISSION_ERROR, INTERNAL_ERROR, READ_BACK_ZERO, READ_BACK_STALE}

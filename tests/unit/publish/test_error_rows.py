@@ -39,7 +39,9 @@ import aiohttp
 import pytest
 from aiolimiter import AsyncLimiter
 
-from syncd.channels.base import MemoryTokenStore, listing_ref, make_channel
+from syncd.channels import make_channel
+from syncd.channels.base import listing_ref
+from syncd.channels.tokens import MemoryTokenStore
 from syncd.config import PublishConfig
 from syncd.config.error_table import default_table
 from syncd.core.errortable import Decision, Row

@@ -20,12 +20,9 @@ from typing import Any
 
 import pytest
 
-from syncd.channels.base import (
-    Channel,
-    MemoryTokenStore,
-    listing_ref,
-    make_channel,
-)
+from syncd.channels import make_channel
+from syncd.channels.base import Channel, listing_ref
+from syncd.channels.tokens import MemoryTokenStore
 from syncd.config import PublishConfig
 from syncd.publish.limits import (
     AccountLimits,
