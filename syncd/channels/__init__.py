@@ -4,7 +4,9 @@ One module per platform (:mod:`~syncd.channels.shopee`,
 :mod:`~syncd.channels.lazada`, :mod:`~syncd.channels.wayfair`,
 :mod:`~syncd.channels.shopify`) behind the :class:`~syncd.channels.base.Channel`
 protocol. This package owns the registry ``{platform: class}``:
-:func:`make_channel` builds one account's client, :func:`register` adds a
+:func:`make_channel` builds one account's client, :func:`check_settings`
+lists every problem of one account's settings (for ``check-config``; the
+same model ``make_channel`` reads them with), :func:`register` adds a
 platform (a new platform is its module, one ``register`` call and its
 error-table rows), :func:`platforms` lists them.
 
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 from syncd.channels.base import Channel, TokenStore
 from syncd.channels.http import SessionFactory
 from syncd.channels.lazada import LazadaChannel
+from syncd.channels.settings import ChannelSettings
 from syncd.channels.shopee import ShopeeChannel
 from syncd.channels.shopify import ShopifyChannel
 from syncd.channels.wayfair import WayfairChannel
@@ -29,7 +32,11 @@ from syncd.errors import ConfigError
 
 
 class ChannelClass(Protocol):
-    """What the registry needs of a platform: a constructor of one account's client."""
+    """What the registry needs of a platform: its settings' model and a constructor of
+    one account's client (which reads its settings through that model)."""
+
+    @property
+    def settings_model(self) -> type[ChannelSettings]: ...
 
     def __call__(
         self,
@@ -56,6 +63,16 @@ def unregister(platform: str) -> None:
 def platforms() -> tuple[str, ...]:
     """The registered platforms, in registration order."""
     return tuple(_REGISTRY)
+
+
+def check_settings(platform: str, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every problem of one account's settings (secrets already resolved), as
+    ``(key, reason)``: unknown keys (a typo such as ``partnerid``), missing required
+    keys, wrong types and values. Empty when ``make_channel`` would accept them."""
+    cls = _REGISTRY.get(platform)
+    if cls is None:
+        return [("<platform>", f"unknown platform {platform!r}")]
+    return cls.settings_model.problems(settings)
 
 
 def make_channel(

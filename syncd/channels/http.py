@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import orjson
@@ -34,7 +34,7 @@ from syncd.channels.base import (
     dedupe_last,
     fail_all,
 )
-from syncd.channels.settings import setting
+from syncd.channels.settings import ChannelSettings
 from syncd.channels.tokens import Clock, TokenCache
 from syncd.errors import ChannelAuthError, ChannelTimeout, ChannelTransportError, ConfigError
 
@@ -47,13 +47,16 @@ SessionFactory = Callable[[], aiohttp.ClientSession]
 class HttpChannel(TokenCache):
     """Shared plumbing of the platform clients (not part of the protocol).
 
-    A platform module sets the class attributes, reads its own settings in
+    A platform module sets the class attributes (:attr:`settings_model` is its
+    settings' model, read into :attr:`settings`), sets up from its own settings in
     :meth:`_configure`, says which listings it can take (:meth:`_valid_listing`)
     and which may share a call (:meth:`_batch_group`), and sends one batch in
     :meth:`_push_one`; tokens: see :class:`~syncd.channels.tokens.TokenCache`.
     """
 
     platform: str = ""
+    settings_model: ClassVar[type[ChannelSettings]] = ChannelSettings
+    """The account settings' model (each platform declares its own)."""
     hard_max_batch: int = 1
     default_batch: int = 1
     default_refresh_ahead_s: float = 300.0
@@ -74,30 +77,25 @@ class HttpChannel(TokenCache):
         clock: Clock | None = None,
     ) -> None:
         self.account = account
-        self._settings = settings
+        self.settings = self.settings_model.of(account, settings)
         self._tokens = token_store
         self._clock = clock or time.time
-        self._timeout_s = self._setting("timeout_s", float, 10.0)
-        self._max_connections = self._setting("max_connections", int, 8)
-        size = self._setting("batch_size", int, self.default_batch)
-        if size < 1:
-            raise ConfigError(f"channels.{account}.batch_size", "must be at least 1")
-        self.max_batch = min(size, self.hard_max_batch)
+        self._timeout_s = self.settings.timeout_s
+        self._max_connections = self.settings.max_connections
+        size = self.settings.batch_size
+        self.max_batch = min(self.default_batch if size is None else size, self.hard_max_batch)
         self._session_factory = session_factory
         self._session: aiohttp.ClientSession | None = None
         self._auth_lock = asyncio.Lock()
         self._log = log.bind(platform=self.platform, account=account)
-        default = ... if self.default_base_url is None else self.default_base_url
-        base: str = self._setting("base_url", str, default)
+        base = self.default_base_url if self.settings.base_url is None else self.settings.base_url
+        if base is None:
+            raise ConfigError(f"channels.{account}.base_url", "is required")
         self.base_url = base.rstrip("/")
         self._configure()
 
-    def _setting(self, key: str, kind: type, default: Any = ...) -> Any:
-        """One setting of the account (see :func:`~syncd.channels.settings.setting`)."""
-        return setting(self._settings, self.account, key, kind, default)
-
     def _configure(self) -> None:
-        """Read the platform's own settings (after the common ones and ``base_url``)."""
+        """Set up from the platform's own settings (after the common ones and ``base_url``)."""
 
     # -- session --------------------------------------------------------------
 

@@ -46,8 +46,8 @@ from syncd.channels.base import (
     success,
 )
 from syncd.channels.http import HttpChannel
+from syncd.channels.settings import ChannelSettings, Secret, Str, field_validator
 from syncd.channels.signing import lazada_sign
-from syncd.errors import ConfigError
 
 SELLABLE_UPDATE = "/product/stock/sellable/update"
 ITEM_GET = "/product/item/get"
@@ -175,8 +175,27 @@ def sellable_of(sku: Mapping[str, Any], warehouse_code: str | None) -> int | Non
     return None
 
 
+class LazadaSettings(ChannelSettings):
+    """A Lazada seller's settings (module docstring); ``app_secret`` is a secret."""
+
+    platform = "lazada"
+    auth_url: Str = "https://auth.lazada.com/rest"
+    app_key: Any
+    """A string or an integer (LAZOP app keys are numbers)."""
+    app_secret: Secret
+
+    @field_validator("app_key")
+    @classmethod
+    def _app_key(cls, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+            raise ValueError("is required (string or integer)")
+        return str(value)
+
+
 class LazadaChannel(HttpChannel):
     platform = "lazada"
+    settings_model = LazadaSettings
+    settings: LazadaSettings
     hard_max_batch = MAX_SKUS
     default_batch = MAX_SKUS
     default_refresh_ahead_s = 1800.0
@@ -184,13 +203,9 @@ class LazadaChannel(HttpChannel):
     invalid_listing_message = "lazada listing needs item_id and sku_id, or seller_sku"
 
     def _configure(self) -> None:
-        auth = self._setting("auth_url", str, "https://auth.lazada.com/rest")
-        self.auth_url = auth.rstrip("/")
-        app_key = self._settings.get("app_key")
-        if isinstance(app_key, bool) or not isinstance(app_key, str | int) or app_key == "":
-            raise ConfigError(f"channels.{self.account}.app_key", "is required (string or integer)")
-        self.app_key = str(app_key)
-        self._app_secret: str = self._setting("app_secret", str)
+        self.auth_url = self.settings.auth_url.rstrip("/")
+        self.app_key = str(self.settings.app_key)
+        self._app_secret = self.settings.app_secret.get_secret_value()
 
     def signed(
         self, api_path: str, api_params: Mapping[str, str], access_token: str | None

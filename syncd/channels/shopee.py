@@ -40,6 +40,7 @@ from syncd.channels.base import (
     success,
 )
 from syncd.channels.http import HttpChannel
+from syncd.channels.settings import ChannelSettings, Int, Secret
 from syncd.channels.signing import shopee_sign
 from syncd.core.errortable import bare_code
 
@@ -171,8 +172,19 @@ def seller_stock_of(stock_info: Any, location_id: str | None) -> int | None:
     return total if seen else None
 
 
+class ShopeeSettings(ChannelSettings):
+    """A Shopee shop's settings (module docstring); ``partner_key`` is a secret."""
+
+    platform = "shopee"
+    partner_id: Int
+    shop_id: Int
+    partner_key: Secret
+
+
 class ShopeeChannel(HttpChannel):
     platform = "shopee"
+    settings_model = ShopeeSettings
+    settings: ShopeeSettings
     hard_max_batch = MAX_MODELS
     default_batch = MAX_MODELS
     default_refresh_ahead_s = 600.0
@@ -182,9 +194,9 @@ class ShopeeChannel(HttpChannel):
     )
 
     def _configure(self) -> None:
-        self.partner_id = self._setting("partner_id", int)
-        self.shop_id = self._setting("shop_id", int)
-        self._partner_key: str = self._setting("partner_key", str)
+        self.partner_id = self.settings.partner_id
+        self.shop_id = self.settings.shop_id
+        self._partner_key = self.settings.partner_key.get_secret_value()
 
     # -- signing --------------------------------------------------------------
 

@@ -66,6 +66,7 @@ from syncd.channels.base import (
     success,
 )
 from syncd.channels.http import GraphQLChannel, graphql_error
+from syncd.channels.settings import ChannelSettings, OptSecret, OptStr, Str, reveal
 
 MAX_QUANTITIES = 250
 READ_CHUNK = 50
@@ -237,20 +238,37 @@ def build_read(listings: Sequence[Mapping[str, Any]], name: str = "available") -
     return {"query": query, "variables": variables}
 
 
+class ShopifySettings(ChannelSettings):
+    """A Shopify shop's settings (module docstring); ``client_secret`` is a secret."""
+
+    platform = "shopify"
+    base_url: Str
+    """``https://<shop>.myshopify.com`` (no default)."""
+    api_version: Str = DEFAULT_VERSION
+    quantity_name: Str = "available"
+    reason: Str = "correction"
+    reference_document_uri: OptStr = None
+    client_id: OptStr = None
+    client_secret: OptSecret = None
+
+
 class ShopifyChannel(GraphQLChannel):
     platform = "shopify"
+    settings_model = ShopifySettings
+    settings: ShopifySettings
     hard_max_batch = MAX_QUANTITIES
     default_batch = MAX_QUANTITIES
     default_refresh_ahead_s = 300.0
     invalid_listing_message = "shopify listing needs inventory_item_id and location_id"
 
     def _configure(self) -> None:
-        self.api_version: str = self._setting("api_version", str, DEFAULT_VERSION)
-        self.quantity_name: str = self._setting("quantity_name", str, "available")
-        self.reason: str = self._setting("reason", str, "correction")
-        self.reference_document_uri: str | None = self._setting("reference_document_uri", str, None)
-        self._client_id: str | None = self._setting("client_id", str, None)
-        self._client_secret: str | None = self._setting("client_secret", str, None)
+        s = self.settings
+        self.api_version = s.api_version
+        self.quantity_name = s.quantity_name
+        self.reason = s.reason
+        self.reference_document_uri = s.reference_document_uri
+        self._client_id = s.client_id
+        self._client_secret = reveal(s.client_secret)
         self.throttle_status: ThrottleStatus | None = None
         """The newest ``extensions.cost`` seen (None before the first answer)."""
 

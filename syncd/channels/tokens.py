@@ -23,7 +23,7 @@ import orjson
 
 from syncd.channels.answers import HttpResult
 from syncd.channels.base import NO_TOKEN, TokenStore
-from syncd.channels.settings import setting
+from syncd.channels.settings import ChannelSettings, reveal
 from syncd.errors import ChannelAuthError, ChannelTransportError, ConfigError
 
 Clock = Callable[[], float]
@@ -120,7 +120,7 @@ class TokenCache:
     platform: str
     account: str
     default_refresh_ahead_s: float
-    _settings: Mapping[str, Any]
+    settings: ChannelSettings
     _tokens: TokenStore
     _clock: Clock
     _auth_lock: asyncio.Lock
@@ -128,31 +128,24 @@ class TokenCache:
 
     def _initial_token(self) -> dict[str, Any] | None:
         """The token from settings, when the store has none yet."""
-        access = self._settings.get("access_token")
-        refresh = self._settings.get("refresh_token")
+        access = reveal(self.settings.access_token)
+        refresh = reveal(self.settings.refresh_token)
         if not access and not refresh:
             return None
         token: dict[str, Any] = {}
         if access:
-            token["access_token"] = str(access)
+            token["access_token"] = access
         if refresh:
-            token["refresh_token"] = str(refresh)
-        expires_at = self._settings.get("access_token_expires_at")
-        if isinstance(expires_at, int | float):
-            token["expires_at"] = float(expires_at)
-            token["refresh_at"] = float(expires_at) - self._refresh_ahead()
+            token["refresh_token"] = refresh
+        expires_at = self.settings.access_token_expires_at
+        if expires_at is not None:
+            token["expires_at"] = expires_at
+            token["refresh_at"] = expires_at - self._refresh_ahead()
         return token
 
     def _refresh_ahead(self) -> float:
-        return float(
-            setting(
-                self._settings,
-                self.account,
-                "refresh_ahead_s",
-                float,
-                self.default_refresh_ahead_s,
-            )
-        )
+        ahead = self.settings.refresh_ahead_s
+        return self.default_refresh_ahead_s if ahead is None else ahead
 
     def _current_token(self) -> dict[str, Any] | None:
         token = self._tokens.get(self.account)

@@ -55,7 +55,15 @@ from syncd.channels.base import (
     success,
 )
 from syncd.channels.http import GraphQLChannel, graphql_error
-from syncd.errors import ConfigError
+from syncd.channels.settings import (
+    ChannelSettings,
+    Int,
+    OptInt,
+    OptStr,
+    Secret,
+    Str,
+    field_validator,
+)
 
 DEFAULT_BATCH = 200
 HARD_MAX_BATCH = 5000
@@ -157,8 +165,31 @@ def parse_save(batch: Sequence[StockUpdate], result: HttpResult) -> list[PushOut
     return out
 
 
+class WayfairSettings(ChannelSettings):
+    """A Wayfair supplier's settings (module docstring); ``client_secret`` is a secret."""
+
+    platform = "wayfair"
+    token_url: Str = "https://sso.auth.wayfair.com/oauth/token"
+    audience: OptStr = None
+    """None: ``base_url`` + ``/``."""
+    client_id: Str
+    client_secret: Secret
+    supplier_id: OptInt = None
+    feed_kind: Str = "DIFFERENTIAL"
+    read_limit: Int = 10000
+
+    @field_validator("feed_kind")
+    @classmethod
+    def _feed_kind(cls, value: str) -> str:
+        if value not in FEED_KINDS:
+            raise ValueError("must be DIFFERENTIAL or TRUE_UP")
+        return value
+
+
 class WayfairChannel(GraphQLChannel):
     platform = "wayfair"
+    settings_model = WayfairSettings
+    settings: WayfairSettings
     hard_max_batch = HARD_MAX_BATCH
     default_batch = DEFAULT_BATCH
     default_base_url = "https://api.wayfair.com"
@@ -168,19 +199,14 @@ class WayfairChannel(GraphQLChannel):
     )
 
     def _configure(self) -> None:
-        self.token_url: str = self._setting(
-            "token_url", str, "https://sso.auth.wayfair.com/oauth/token"
-        )
-        self.audience: str = self._setting("audience", str, self.base_url + "/")
-        self._client_id: str = self._setting("client_id", str)
-        self._client_secret: str = self._setting("client_secret", str)
-        self.supplier_id: int | None = self._setting("supplier_id", int, None)
-        self.feed_kind: str = self._setting("feed_kind", str, "DIFFERENTIAL")
-        if self.feed_kind not in FEED_KINDS:
-            raise ConfigError(
-                f"channels.{self.account}.feed_kind", "must be DIFFERENTIAL or TRUE_UP"
-            )
-        self.read_limit: int = self._setting("read_limit", int, 10000)
+        s = self.settings
+        self.token_url = s.token_url
+        self.audience = self.base_url + "/" if s.audience is None else s.audience
+        self._client_id = s.client_id
+        self._client_secret = s.client_secret.get_secret_value()
+        self.supplier_id = s.supplier_id
+        self.feed_kind = s.feed_kind
+        self.read_limit = s.read_limit
 
     @property
     def graphql_url(self) -> str:
