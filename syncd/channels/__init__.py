@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from syncd import platforms as names
 from syncd.channels.base import Channel, TokenStore
 from syncd.channels.http import SessionFactory
 from syncd.channels.lazada import LazadaChannel
@@ -51,13 +52,17 @@ _REGISTRY: dict[str, ChannelClass] = {}
 
 
 def register(platform: str, cls: ChannelClass) -> None:
-    """Make ``platform`` known, its accounts built by ``cls`` (a second call replaces it)."""
+    """Make ``platform`` known (to :mod:`syncd.platforms` too, so that the contract, the
+    configuration and the error table accept it), its accounts built by ``cls``; a second
+    call replaces the class."""
+    names.add(platform)
     _REGISTRY[platform] = cls
 
 
 def unregister(platform: str) -> None:
     """Forget ``platform`` (tests that registered a toy one)."""
     _REGISTRY.pop(platform, None)
+    names.remove(platform)
 
 
 def platforms() -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from syncd import platforms
 from syncd.config.lines import key_line, syntax_line
 from syncd.config.model import (
     REMOVED_PUBLISH_KEYS,
@@ -36,7 +37,6 @@ from syncd.config.model import (
 )
 from syncd.config.reload import reload_plan
 from syncd.config.secrets import CHANNEL_SECRETS, UNRESOLVED, channel_settings, secret
-from syncd.core.events import PLATFORMS
 from syncd.core.policy import RuleError, Rules, parse_layer
 from syncd.core.skus import sku_problem
 from syncd.errors import ConfigError
@@ -224,8 +224,9 @@ def _channel(
         out.append(ConfigError(where, "must be a table"))
         return None
     platform, _, name = account.partition(":")
-    if platform not in PLATFORMS or not name:
-        reason = f"an account id is '<platform>:<name>' with platform one of {', '.join(PLATFORMS)}"
+    if not platforms.is_known(platform) or not name:
+        known = ", ".join(platforms.known())
+        reason = f"an account id is '<platform>:<name>' with platform one of {known}"
         out.append(ConfigError(where, reason))
         return None
     policy = _rules(_sub(table, "policy", where, out), f"{where}.policy", out)

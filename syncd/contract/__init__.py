@@ -32,11 +32,11 @@ from typing import Any, Final, TypeVar
 import fastjsonschema
 import orjson
 
+from syncd import platforms
 from syncd.contract.quoting import kind, show, show_key
-from syncd.contract.schema_errors import schema_error
+from syncd.contract.schema_errors import bad_channel, schema_error
 from syncd.contract.times import parse_time, to_ms
 from syncd.core.events import (
-    PLATFORMS,
     CatalogEvent,
     ListingLinked,
     ListingTombstone,
@@ -93,8 +93,9 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = {
 }
 """The event types of each input topic (``type`` values), by topic role."""
 
-CHANNEL_PATTERN: Final = "^(" + "|".join(PLATFORMS) + "):.+$"
-"""A listing's ``channel``: ``<platform>:<account name>``; the schemas use this pattern."""
+CHANNEL_PATTERN: Final = "^[a-z][a-z0-9_-]*:.+$"
+"""A listing's ``channel``: ``<platform>:<account name>``; the schemas use this pattern, and
+the decoder then checks the platform against the known ones (:mod:`syncd.platforms`)."""
 
 # ------------------------------------------------------------------------- helpers
 
@@ -246,8 +247,15 @@ def _check_catalog_key(key: bytes | None, channel: str) -> None:
         )
 
 
+def _check_platform(channel: str) -> None:
+    """The schema checked the form ``<platform>:<account name>``; the platform must be known."""
+    if not platforms.is_known(channel.partition(":")[0]):
+        raise bad_channel(channel)
+
+
 def _listing_linked(d: dict[str, Any], key: bytes | None) -> ListingLinked:
     channel: str = d["channel"]
+    _check_platform(channel)
     warehouses = d.get("warehouses")
     ev = ListingLinked(
         d["event_id"],
@@ -264,6 +272,7 @@ def _listing_linked(d: dict[str, Any], key: bytes | None) -> ListingLinked:
 
 def _listing_unlinked(d: dict[str, Any], key: bytes | None) -> ListingUnlinked:
     channel: str = d["channel"]
+    _check_platform(channel)
     ev = ListingUnlinked(d["event_id"], channel, d["listing"], _listing_ref_of(d))
     _check_catalog_key(key, channel)
     return ev

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from syncd import platforms
 from syncd.contract.quoting import kind, show
 from syncd.contract.times import TIME_EXAMPLE
-from syncd.core.events import PLATFORMS
 from syncd.core.skus import SKU_PATTERN, sku_problem
 from syncd.errors import InvalidRecord
 
@@ -75,9 +75,8 @@ def schema_error(event_type: str, e: Any, *, channel_pattern: str) -> InvalidRec
             problem = sku_problem(value) or f"SKU {value!r} is not a valid SKU"
             return InvalidRecord("bad_sku", f"{where}: {problem}", field=path)
         if pattern == channel_pattern:
-            expected = f"'<platform>:<account name>' with platform one of {', '.join(PLATFORMS)}"
-        else:
-            expected = f"a string matching {pattern}"
+            return bad_channel(value, where, path)
+        expected = f"a string matching {pattern}"
         return InvalidRecord(
             "invalid_value", f"{where} is {show(value)}; expected {expected}", field=path
         )
@@ -103,6 +102,15 @@ def schema_error(event_type: str, e: Any, *, channel_pattern: str) -> InvalidRec
     else:
         msg: str = e.message
         expected = msg[5:] if msg.startswith("data") else msg
+    return InvalidRecord(
+        "invalid_value", f"{where} is {show(value)}; expected {expected}", field=path
+    )
+
+
+def bad_channel(value: object, where: str = "channel", path: str = "channel") -> InvalidRecord:
+    """A listing's ``channel`` that is not ``<known platform>:<account name>`` (the schemas
+    check the form, the decoder the platform: one reason for both)."""
+    expected = f"'<platform>:<account name>' with platform one of {', '.join(platforms.known())}"
     return InvalidRecord(
         "invalid_value", f"{where} is {show(value)}; expected {expected}", field=path
     )

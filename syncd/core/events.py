@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-PLATFORMS = ("shopee", "lazada", "wayfair", "shopify")
-
 
 @dataclass(frozen=True, slots=True)
 class StockSnapshot:

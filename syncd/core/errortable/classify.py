@@ -21,8 +21,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Protocol
 
+from syncd import platforms
 from syncd.core.errortable.rules import Decision, HintPart, Row
-from syncd.core.events import PLATFORMS
 from syncd.core.skus import sku_problem, suggest_fix
 
 MAX_MESSAGE = 2000
@@ -30,7 +30,6 @@ MAX_MESSAGE = 2000
 MAX_HINT_MESSAGE = 300
 MAX_UNMATCHED_KEYS = 1000
 """Distinct (platform, code) pairs counted; more go to (platform, "other")."""
-PLATFORM_NAMES = {p: p.capitalize() for p in PLATFORMS}
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
 
@@ -63,7 +62,7 @@ class ErrorTable:
         self.unmatched: Counter[tuple[str, str]] = Counter()
         """Decisions made by a default row, per (platform, code): rows worth writing."""
         self._order: dict[str, tuple[Row, ...]] = {}
-        for p in PLATFORMS:
+        for p in platforms.known():
             own = [r for r in rows if r.platform == p and not r.default]
             anywhere = [r for r in rows if r.platform == "*"]
             defaults = [r for r in rows if r.platform == p and r.default]
@@ -119,7 +118,7 @@ class ErrorTable:
             "listing": listing or "?",
             "account": account or "?",
             "platform": platform,
-            "platform_name": PLATFORM_NAMES.get(platform, platform),
+            "platform_name": platform.capitalize() if platforms.is_known(platform) else platform,
             "code": raw_code or "no code",
             "message": " ".join(text[:MAX_HINT_MESSAGE].split()) or "no message",
             "http_status": status if status is not None else "none",

@@ -16,6 +16,7 @@ import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from syncd import platforms
 from syncd.core.errortable.classify import ErrorTable
 from syncd.core.errortable.rules import (
     CLASSES,
@@ -25,7 +26,6 @@ from syncd.core.errortable.rules import (
     RetrySpec,
     Row,
 )
-from syncd.core.events import PLATFORMS
 from syncd.errors import ConfigError
 
 KEY = "error-table"
@@ -69,7 +69,7 @@ def parse(raw: Mapping[str, Any], *, source: str = "<dict>") -> ErrorTable:
                 )
             defaults[row.platform] = row
         rows.append(row)
-    missing = [p for p in PLATFORMS if p not in defaults]
+    missing = [p for p in platforms.known() if p not in defaults]
     if missing:
         raise ConfigError(
             f"{KEY}.rows", f"no default row (default = true) for {', '.join(missing)}"
@@ -92,8 +92,9 @@ def _row(i: int, table: Any) -> Row:
         if key not in _KEYS:
             raise bad(key, f"unknown key (known: {', '.join(sorted(_KEYS))})")
     platform = table.get("platform")
-    if platform not in (*PLATFORMS, "*"):
-        raise bad("platform", f"must be one of {', '.join(PLATFORMS)} or '*', got {platform!r}")
+    if platform != "*" and not (isinstance(platform, str) and platforms.is_known(platform)):
+        known = ", ".join(platforms.known())
+        raise bad("platform", f"must be one of {known} or '*', got {platform!r}")
     cls = table.get("class")
     if cls not in CLASSES:
         raise bad("class", f"must be one of {', '.join(CLASSES)}, got {cls!r}")

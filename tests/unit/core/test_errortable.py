@@ -43,8 +43,8 @@ from syncd.core.errortable import (
     RetrySpec,
     parse,
 )
-from syncd.core.events import PLATFORMS
 from syncd.errors import ConfigError
+from syncd.platforms import BUILTIN as PLATFORMS
 from syncd.testing.sandbox import lazada as sb_lazada
 from syncd.testing.sandbox import shopee as sb_shopee
 from syncd.testing.sandbox import shopify as sb_shopify
