@@ -73,7 +73,8 @@ def platforms() -> tuple[str, ...]:
 def check_settings(platform: str, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every problem of one account's settings (secrets already resolved), as
     ``(key, reason)``: unknown keys (a typo such as ``partnerid``), missing required
-    keys, wrong types and values. Empty when ``make_channel`` would accept them."""
+    keys, wrong types and values. Empty when ``make_channel`` reads them whole (it ignores
+    unknown keys and raises for the first other problem)."""
     cls = _REGISTRY.get(platform)
     if cls is None:
         return [("<platform>", f"unknown platform {platform!r}")]
