@@ -77,23 +77,6 @@ def test_the_cycle_finder_finds_cycles() -> None:
     assert _strongly_connected(graph) == [["a", "b", "c"], ["d"]]
 
 
-PENDING_CYCLES: dict[str, frozenset[str]] = {
-    # Being removed by the helpers reshaping these packages (issue 10); each entry is a
-    # strict xfail below, so whoever breaks the cycle deletes its entry here.
-    "channels: base <-> every platform module (re-exports at the bottom of base)": frozenset(
-        {
-            "syncd.channels.base",
-            "syncd.channels.http",
-            "syncd.channels.lazada",
-            "syncd.channels.shopee",
-            "syncd.channels.shopify",
-            "syncd.channels.tokens",
-            "syncd.channels.wayfair",
-        }
-    ),
-}
-
-
 def _cycles() -> list[list[str]]:
     g = grimp.build_graph("syncd", cache_dir=None)
     graph = {m: set(g.find_modules_directly_imported_by(m)) for m in g.modules}
@@ -103,16 +86,7 @@ def _cycles() -> list[list[str]]:
 def test_no_module_of_syncd_is_in_an_import_cycle() -> None:
     """Module-level imports, including those under TYPE_CHECKING and inside functions:
     a cycle there is a cycle in the design even when Python tolerates it."""
-    cycles = [c for c in _cycles() if not any(set(c) <= p for p in PENDING_CYCLES.values())]
-    assert cycles == []
-
-
-@pytest.mark.xfail(strict=True, reason="a cycle another helper is removing (PENDING_CYCLES)")
-@pytest.mark.parametrize("name", sorted(PENDING_CYCLES))
-def test_pending_cycle_is_gone(name: str) -> None:
-    """XPASS (a failure) once the cycle is gone: then delete it from PENDING_CYCLES."""
-    pending = PENDING_CYCLES[name]
-    assert not [c for c in _cycles() if set(c) <= pending]
+    assert _cycles() == []
 
 
 def test_the_layer_contract_holds() -> None:
