@@ -30,9 +30,11 @@ from syncd.channels.tokens import MemoryTokenStore
 from syncd.config import PublishConfig
 from syncd.config.error_table import shipped_text
 from syncd.core.errortable import ErrorTable, parse
+from syncd.core.sending import Desired
 from syncd.errors import ConfigError, InvalidRecord
 from syncd.publish.limits import AccountLimits, make_limiter
-from syncd.publish.pusher import AccountPusher, Attempt, Desired, push_result
+from syncd.publish.pusher import AccountPusher
+from syncd.testing.fakes import MemorySink
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -186,21 +188,6 @@ class ToyShop:
             await self._runner.cleanup()
 
 
-class Sink:
-    """Keeps push results and resolved offsets in memory."""
-
-    def __init__(self) -> None:
-        self.results: list[dict[str, Any]] = []
-        self.resolved: list[int] = []
-
-    async def record(self, account: str, partition: int, attempts: Sequence[Attempt]) -> Any:
-        self.results.extend(push_result(account, a) for a in attempts)
-        return asyncio.sleep(0)
-
-    def resolve(self, partition: int, offsets: Iterable[int]) -> None:
-        self.resolved.extend(offsets)
-
-
 @pytest.fixture
 def toy_registered() -> Iterable[None]:
     channels.register("toy", ToyChannel)
@@ -239,12 +226,7 @@ async def test_a_registered_platform_is_pushed_to_through_the_real_pusher(shop: 
     channel = channels.make_channel("toy", account, settings, MemoryTokenStore())
     assert isinstance(channel, ToyChannel) and TOKEN not in repr(channel.settings)
     limits = AccountLimits.from_settings(account, "toy", settings, PublishConfig())
-    actions: list[tuple[str, dict[str, Any]]] = []
-
-    async def write_actions(records: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        actions.extend(records)
-
-    sink = Sink()
+    sink = MemorySink()
     pusher = AccountPusher(
         account,
         0,
@@ -255,7 +237,7 @@ async def test_a_registered_platform_is_pushed_to_through_the_real_pusher(shop: 
         sink,
         retry_pass_s=0.0,
         table=toy_table(),
-        actions=write_actions,
+        actions=sink.write_actions,
     )
     listings = [{"toy_id": "apple"}, {"toy_id": "pear"}, {"toy_id": "locked-plum"}]
     for offset, (listing, quantity) in enumerate(zip(listings, (7, 0, 3), strict=True)):
@@ -286,7 +268,7 @@ async def test_a_registered_platform_is_pushed_to_through_the_real_pusher(shop: 
         "toy-listing-locked",
         "manual",
     )
-    assert [value["action"] for _, value in actions] == ["toy-unlock-listing"]
+    assert [value["action"] for _, value in sink.actions] == ["toy-unlock-listing"]
 
 
 @pytest.mark.usefixtures("toy_registered")
