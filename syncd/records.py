@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from syncd.core.actions import Action
+from syncd.core.keys import hold_key, listing_key
 from syncd.core.sending import Desired
 
 __all__ = [
@@ -100,10 +101,10 @@ def decode_desired(key: bytes | None, value: bytes) -> Desired:
         raise ValueError("quantity must be an integer >= 0")
     if ts is not None and not isinstance(ts, int):
         raise ValueError("source_ts must be an integer or null")
-    listing_key = f"{account}/{ref}"
-    if key is not None and key.decode(errors="replace") != listing_key:
+    lkey = listing_key(account, ref)
+    if key is not None and key.decode(errors="replace") != lkey:
         raise ValueError("key does not match account/listing_ref")
-    return Desired(listing_key, listing, ref, str(sku or ""), qty, ts)
+    return Desired(lkey, listing, ref, str(sku or ""), qty, ts)
 
 
 # -- acked ---------------------------------------------------------------------------
@@ -147,12 +148,12 @@ class Hold:
     @property
     def key(self) -> str:
         """The record key: ``<account>/<sku>`` (compacted per account and SKU)."""
-        return f"{self.account}/{self.sku}"
+        return hold_key(self.account, self.sku)
 
     @property
     def listing_key(self) -> str:
         """``<account>/<listing_ref>``, the listing's key in the desired topic."""
-        return f"{self.account}/{self.listing_ref}"
+        return listing_key(self.account, self.listing_ref)
 
 
 def encode_hold(h: Hold) -> bytes:

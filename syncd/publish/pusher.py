@@ -30,6 +30,7 @@ from syncd.channels.base import Channel
 from syncd.config.error_table import default_table
 from syncd.core.actions import ActionBook
 from syncd.core.errortable import Decision, ErrorTable
+from syncd.core.keys import listing_key
 from syncd.core.reconcile import Drift, Settings
 from syncd.core.sending import Desired, SendQueue
 from syncd.publish.calls import CallRunner, Settler
@@ -232,7 +233,7 @@ class AccountPusher:
         says what happened: ``already_queued``, ``requeued`` (retries had run out),
         ``probe_now`` (a held listing, probed at the next tick) or ``no_quantity_kept``
         (a manual row keeps nothing: the next newer record sends it)."""
-        key = f"{self.account}/{listing_ref}"
+        key = listing_key(self.account, listing_ref)
         if key in self.pending or key in self.inflight:
             return "already_queued"
         if key in self.parked:  # retries ran out: what the retry pass would do

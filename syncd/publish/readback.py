@@ -21,6 +21,7 @@ from aiolimiter import AsyncLimiter
 from syncd.channels.base import PushOutcome
 from syncd.core.actions import Action
 from syncd.core.errortable import Decision
+from syncd.core.keys import listing_key
 from syncd.core.reconcile import READ_BACK_CODES, Drift, Settings, check
 from syncd.core.sending import Desired
 from syncd.errors import ChannelError
@@ -183,7 +184,7 @@ class ReadBack:
                 self.parking.park_restored(dec, a.action)
             elif dec.error_class == "park-listing":
                 for ref in a.listings:
-                    key = f"{sh.account}/{ref}"
+                    key = listing_key(sh.account, ref)
                     self.parking.hold(key, dec, desired.get(key))
                     if dec.code in READ_BACK_CODES:  # the platform does not show it: send
                         q.acked.pop(key, None)

@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from syncd.config import TopicsConfig
+from syncd.core.keys import account_of
 from syncd.core.reconcile import Settings
 from syncd.core.sending import Desired
 from syncd.kafka.partitioning import partition_for
@@ -56,9 +57,8 @@ class Restorer:
         """A new pusher's share: acknowledged quantities, open action records, newest
         desired values and campaign holds of ``account`` (the records and desired values
         are taken: a later pusher of the account starts from a fresh restore)."""
-        prefix = account + "/"
-        acked = {k: q for k, q in self.acked.get(partition, {}).items() if k.startswith(prefix)}
-        holds = {k: q for k, q in self.listing_holds.items() if k.startswith(prefix)}
+        acked = {k: q for k, q in self.acked.get(partition, {}).items() if account_of(k) == account}
+        holds = {k: q for k, q in self.listing_holds.items() if account_of(k) == account}
         return acked, self.actions.pop(account, []), self.desired.pop(account, {}), holds
 
     def forget(self, partition: int) -> None:
@@ -128,7 +128,7 @@ class Restorer:
         found = await self._read_desired(wanted) if wanted else {}
         for key, d in found.items():
             if d is not None:
-                self.desired.setdefault(key.split("/", 1)[0], {})[key] = d
+                self.desired.setdefault(account_of(key), {})[key] = d
         return sorted(self.actions), len(found)
 
     async def _read_desired(self, accounts: set[str]) -> dict[str, Desired | None]:
@@ -138,7 +138,7 @@ class Restorer:
         found: dict[str, Desired | None] = {}
         async for rec in read_to_end(self.consumer, tps):
             key = rec.key.decode(errors="replace") if rec.key is not None else ""
-            if key.split("/", 1)[0] in accounts:
+            if account_of(key) in accounts:
                 try:
                     found[key] = decode_desired(rec.key, rec.value) if rec.value else None
                 except ValueError:

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from syncd.core.keys import account_of
 from syncd.kafka.partitioning import partition_for
 from syncd.publish.pusher import AccountPusher
 from syncd.publish.results import Resolve
@@ -60,7 +61,7 @@ class Router:
             )
             self.resolve(p, [rec.offset])
             return "invalid"
-        account = d.key.split("/", 1)[0] if d is not None else key.split("/", 1)[0]
+        account = account_of(d.key if d is not None else key)
         if account not in self.channels:
             self.resolve(p, [rec.offset])
             unconfigured = account in self.unconfigured
