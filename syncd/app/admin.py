@@ -1,5 +1,8 @@
 """The daemon's admin HTTP server: manual actions and the operator page (docs/admin.md).
 
+Owns the routes, the bearer auth, the server's life cycle and the read model the page
+and ``/actions`` show (the page's HTML is :mod:`syncd.app.admin_page`).
+
 An aiohttp app bound to ``[admin] host:port``, started by every unbounded ``syncd run``
 (health: ``/healthz``, ``/readyz`` from :class:`~syncd.obs.health.Health`). It reads the
 running publisher's pushers (their
@@ -18,15 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import html
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import structlog
 from aiohttp import web
 
+from syncd.app.admin_page import account_section, page
 from syncd.config import AdminConfig
 from syncd.core.actions import Action
 from syncd.obs import metrics
@@ -305,57 +307,14 @@ class Admin:
     # -- the page ------------------------------------------------------------------------
 
     def render(self) -> str:
+        """The operator page (:mod:`syncd.app.admin_page`)."""
         now = _now_ms()
-        parts = [_HEAD]
-        pushers = self.pushers()
-        if not pushers:
-            parts.append("<p>No channel account is published by this process yet.</p>")
-        for account, pusher in sorted(pushers.items()):
-            parts.append(self._account_html(account, pusher, now))
-        parts.append(_TAIL)
-        return "".join(parts)
-
-    def _account_html(self, account: str, pusher: AccountPusher, now: int) -> str:
-        e = html.escape
-        st = self.account_state(pusher)
-        if st["parked"] is not None:
-            p = st["parked"]
-            status = (
-                f'<span class="parked">parked</span> ({e(p["class"])}, row {e(p["row"])}):'
-                f" {e(p['hint'])}"
-            )
-        else:
-            status = '<span class="active">active</span>'
-        last = st["last_success_at"]
-        last_txt = "not seen yet" if last is None else f"{_age((now - last) // 1000)} ago"
-        lim = st["limiter"]
-        rows = []
-        for a in sorted(pusher.book.open_actions(), key=lambda a: (a.opened_at, a.action)):
-            v = self.action_view(a, now)
-            listings = ", ".join(e(ref) for ref in a.listings) or "(the whole account)"
-            ident = e(quote(a.id, safe=":/"))
-            rows.append(
-                f'<tr data-action="{e(a.id)}"><td>{e(a.action)}<br><small>{e(a.error_class)}'
-                f" · {e(v['state'])} · {a.count}×</small></td><td>{e(a.hint)}</td>"
-                f"<td>{listings}</td><td>{_age(v['age_s'])}</td><td>"
-                f"<button type=\"button\" onclick=\"act('{ident}', 'retry')\">Retry</button> "
-                f"<button type=\"button\" onclick=\"act('{ident}', 'resolve')\">Resolve</button>"
-                "</td></tr>"
-            )
-        actions = (
-            "<table><tr><th>action</th><th>hint</th><th>affected listings</th><th>age</th>"
-            "<th></th></tr>" + "".join(rows) + "</table>"
-            if rows
-            else "<p>No open action.</p>"
-        )
-        return (
-            f'<section data-account="{e(account)}"><h2>{e(account)}</h2>'
-            f'<p class="state">{status}<br>'
-            f"limiter: {e(_rate_text(lim))} · queue depth: {st['queue_depth']}"
-            f" · in flight: {st['in_flight']} · waiting for the retry pass:"
-            f" {st['waiting_for_retry_pass']} · held listings: {st['held_listings']}"
-            f" · last success: {e(last_txt)}</p>{actions}</section>"
-        )
+        sections = []
+        for account, pusher in sorted(self.pushers().items()):
+            opened = sorted(pusher.book.open_actions(), key=lambda a: (a.opened_at, a.action))
+            views = [(a, self.action_view(a, now)) for a in opened]
+            sections.append(account_section(account, self.account_state(pusher), views, now))
+        return page(sections)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -398,85 +357,3 @@ class Admin:
         while True:
             self.sample()
             await asyncio.sleep(SAMPLE_S)
-
-
-def _age(seconds: int) -> str:
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 172800:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} d"
-
-
-def _rate_text(lim: Mapping[str, Any]) -> str:
-    kind = lim.get("kind")
-    if kind == "calls_per_s":
-        return f"{lim['rate_per_s']:g} calls/s (configured {lim['configured_per_s']:g})"
-    if kind == "cost_bucket":
-        restore = lim.get("restore_per_s")
-        return (
-            "cost bucket, not synchronised yet"
-            if restore is None
-            else (f"cost bucket, restores {restore:g} points/s")
-        )
-    if kind == "combined":
-        return " + ".join(_rate_text(p) for p in lim.get("parts", []))
-    return str(kind)
-
-
-_HEAD = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>syncd: manual actions</title>
-<style>
-body { font-family: sans-serif; margin: 1.5em; }
-table { border-collapse: collapse; margin-bottom: 1em; }
-td, th { border: 1px solid #bbb; padding: 0.3em 0.5em; vertical-align: top; text-align: left; }
-.parked { color: #a00; font-weight: bold; } .active { color: #070; font-weight: bold; }
-#status { min-height: 1.2em; }
-</style></head><body>
-<h1>syncd: manual actions</h1>
-<p><label>Admin token: <input type="password" id="token" autocomplete="off"></label>
-(needed by Retry and Resolve; kept in this browser tab only)</p>
-<p id="status" role="status"></p>
-"""
-
-_TAIL = """<script>
-// The token lives in this tab's sessionStorage only; the outcome of the last click is
-// kept there too, to be shown again after the page reloads.
-const TOKEN = "syncd-admin-token", NOTE = "syncd-admin-note";
-const tokenField = document.getElementById("token");
-const status = document.getElementById("status");
-tokenField.value = sessionStorage.getItem(TOKEN) || "";
-tokenField.addEventListener("change", () => sessionStorage.setItem(TOKEN, tokenField.value));
-status.textContent = sessionStorage.getItem(NOTE) || "";
-sessionStorage.removeItem(NOTE);
-const RETRIED = {requeued: "sent again now", already_queued: "already queued",
-  probe_now: "probed at the next tick", no_quantity_kept: "sent with their next quantity"};
-async function act(id, what) {
-  const token = tokenField.value.trim();
-  if (!token) { status.textContent = "Type the admin token first."; tokenField.focus(); return; }
-  sessionStorage.setItem(TOKEN, token);
-  let r = null, body = {};
-  try {
-    r = await fetch("/actions/" + id + "/" + what, {
-      method: "POST", headers: {"Authorization": "Bearer " + token}});
-    body = await r.json();
-  } catch (e) {
-    if (r === null) { status.textContent = what + " failed: " + e; return; }
-  }
-  if (!r.ok) {
-    status.textContent = what + " refused (" + r.status + "): " + (body.reason || "");
-    return;
-  }
-  const done = Object.entries(body.listings || {}).filter(([, refs]) => refs.length)
-    .map(([k, refs]) => refs.length + " listing(s) " + (RETRIED[k] || k));
-  const note = (what === "retry" ? "Retry sent for " : "Resolved ")
-    + ((body.action && body.action.id) || decodeURIComponent(id))
-    + (done.length ? ": " + done.join(", ") : "") + " (" + new Date().toLocaleTimeString() + ")";
-  status.textContent = note;
-  sessionStorage.setItem(NOTE, note);
-  setTimeout(() => location.reload(), 500);
-}
-</script></body></html>
-"""

@@ -118,7 +118,6 @@ def _sizes() -> tuple[dict[str, int], dict[str, int]]:
 PENDING_ROOMS = {
     # Being split by the helpers reshaping these packages (issue 10); each entry is a
     # strict xfail below, so whoever splits it deletes its entry here.
-    "syncd/app/admin.py:Admin": "publish/app: the operator page leaves the admin server",
 }
 
 
