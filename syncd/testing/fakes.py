@@ -113,12 +113,15 @@ class MemorySink:
     async def record(
         self, account: str, partition: int, attempts: Sequence[Attempt]
     ) -> Awaitable[None]:
-        """Keep the attempts' records; durable at once."""
+        """Keep the attempts' records; durable at once (a future already done, so a
+        pusher cancelled before it awaits it leaves no coroutine un-awaited)."""
         self.results.extend(push_result(account, a).value() for a in attempts)
         for a in attempts:
             if a.write_acked:
                 self.acked[a.desired.key] = a.quantity
-        return asyncio.sleep(0)
+        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        durable.set_result(None)
+        return durable
 
     def resolve(self, partition: int, offsets: Iterable[int]) -> None:
         self.resolved.extend(offsets)
