@@ -37,11 +37,10 @@ from syncd.core.sending import (
 )
 from syncd.errors import ChannelAuthError, ChannelError, ChannelTransportError
 from syncd.obs import metrics
-from syncd.publish.limits import RetryPolicy
 from syncd.publish.parking import Parking
 from syncd.publish.readback import ReadBack
 from syncd.publish.shared import Shared
-from syncd.publish.types import INTERNAL_ERROR, Attempt
+from syncd.publish.types import INTERNAL_ERROR, Attempt, RetryCap
 
 
 class _Again(Exception):
@@ -192,7 +191,7 @@ class CallRunner:
         parking: Parking,
         readback: ReadBack,
         settler: Settler,
-        retry: RetryPolicy | None = None,
+        retry: RetryCap | None = None,
     ) -> None:
         self.shared = shared
         self.parking = parking

@@ -12,8 +12,6 @@ Owns:
   in every answer, read from ``ShopifyChannel.throttle_status``); both can be
   held for a while when the platform says "wait" (:meth:`Limiter.hold`) and
   slowed for a while after throttling answers (:meth:`Limiter.slow_down`);
-- the optional retry bound (:class:`RetryPolicy`): caps a row's retry spec
-  (tests use it to keep retries short; the publish stage gives none).
 
 A limiter paces the *start* of calls. The account's pusher acquires it once
 per call (retries included), so the rate holds whatever the outcome.
@@ -34,7 +32,6 @@ from aiolimiter import AsyncLimiter
 from syncd.channels.base import Channel, ThrottleStatus
 from syncd.channels.settings import setting
 from syncd.config import PublishConfig
-from syncd.core.errortable import RetrySpec
 from syncd.errors import ConfigError
 
 DEFAULT_RATES: Mapping[str, tuple[float | None, str]] = {
@@ -278,27 +275,3 @@ def make_limiter(limits: AccountLimits) -> Limiter:
     if len(parts) == 1:
         return parts[0]
     return Limiters(*parts)
-
-
-# -- retries -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """A cap on retries. The error table's rows give each failure its own
-    :class:`~syncd.core.errortable.RetrySpec`; a policy given to the pusher caps it
-    (:meth:`bound`; tests keep retries short so); the publish stage gives none."""
-
-    max_attempts: int = 5
-    max_seconds: float = 60.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 10.0
-
-    def bound(self, spec: RetrySpec) -> RetrySpec:
-        """``spec`` with every figure capped by this policy's."""
-        return RetrySpec(
-            min(spec.max_attempts, self.max_attempts),
-            min(spec.base_delay_s, self.backoff_initial_s),
-            min(spec.max_delay_s, self.backoff_max_s),
-            min(spec.give_up_after_s, self.max_seconds),
-        )

@@ -34,11 +34,11 @@ from syncd.core.keys import listing_key
 from syncd.core.reconcile import Drift, Settings
 from syncd.core.sending import Desired, SendQueue
 from syncd.publish.calls import CallRunner, Settler
-from syncd.publish.limits import AccountLimits, Limiter, RetryPolicy
+from syncd.publish.limits import AccountLimits, Limiter
 from syncd.publish.parking import AUTH_PROBE_S, Parking
 from syncd.publish.readback import ReadBack
 from syncd.publish.shared import Shared
-from syncd.publish.types import ActionWriter, Attempt, Park, Sink, push_result
+from syncd.publish.types import ActionWriter, Attempt, Park, RetryCap, Sink, push_result
 
 __all__ = ["AccountPusher", "Attempt", "Desired", "push_result"]
 
@@ -55,7 +55,7 @@ class AccountPusher:
         channel: Channel,
         limiter: Limiter,
         limits: AccountLimits,
-        retry: RetryPolicy | None,
+        retry: RetryCap | None,
         sink: Sink,
         *,
         acked: Mapping[str, int] | None = None,

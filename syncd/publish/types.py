@@ -3,9 +3,9 @@
 Owns :class:`Attempt` (one update's share of one call) and :func:`push_result` (its
 push-results record), the :class:`Sink` protocol through which a pusher hands results
 back (:class:`syncd.publish.stage.PublishService` writes them to Kafka; tests keep them
-in memory), the :data:`ActionWriter` of manual-action records, and :class:`Park` (why
-and until when an account or a listing is parked). :class:`~syncd.core.sending.Desired`
-is re-exported from here.
+in memory), the :data:`ActionWriter` of manual-action records, the :class:`RetryCap`
+protocol, and :class:`Park` (why and until when an account or a listing is parked).
+:class:`~syncd.core.sending.Desired` is re-exported from here.
 """
 
 from __future__ import annotations
@@ -15,11 +15,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from syncd.channels.base import PushOutcome
-from syncd.core.errortable import Decision
+from syncd.core.errortable import Decision, RetrySpec
 from syncd.core.sending import Desired
 from syncd.records import PushResult
 
-__all__ = ["INTERNAL_ERROR", "ActionWriter", "Attempt", "Desired", "Park", "Sink", "push_result"]
+__all__ = [
+    "INTERNAL_ERROR",
+    "ActionWriter",
+    "Attempt",
+    "Desired",
+    "Park",
+    "RetryCap",
+    "Sink",
+    "push_result",
+]
 
 INTERNAL_ERROR = "syncd.internal_error"
 """The channel client raised an unexpected exception (a bug); the update is handed over."""
@@ -111,6 +120,14 @@ class Sink(Protocol):
     def resolve(self, partition: int, offsets: Iterable[int]) -> None:
         """These desired-topic offsets need nothing more from this process."""
         ...
+
+
+class RetryCap(Protocol):
+    """Caps every error-table row's retry bounds (a pusher given none uses the rows
+    alone, as the publish stage does; tests keep retries short with
+    :class:`syncd.testing.fakes.RetryPolicy`)."""
+
+    def bound(self, spec: RetrySpec) -> RetrySpec: ...
 
 
 @dataclass(slots=True)

@@ -8,7 +8,9 @@ Owns:
 - :class:`MemorySink`: a publish :class:`~syncd.publish.pusher.Sink` and action writer that
   keeps in memory what the Kafka sink would write (push-results records, acknowledged
   quantities, resolved offsets, manual-action records);
-- :class:`ManualClock`: a clock (``() -> float`` seconds) that moves only when told.
+- :class:`ManualClock`: a clock (``() -> float`` seconds) that moves only when told;
+- :class:`RetryPolicy`: a cap on every error-table row's retry bounds, handed to an
+  :class:`~syncd.publish.pusher.AccountPusher` to keep a test's retries short.
 
 Nothing in syncd imports this module.
 """
@@ -18,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from syncd.channels.base import Channel, PushOutcome, StockUpdate, ThrottleStatus
+from syncd.core.errortable import RetrySpec
 from syncd.publish.pusher import Attempt, push_result
 
-__all__ = ["FakeChannel", "Handler", "ManualClock", "MemorySink"]
+__all__ = ["FakeChannel", "Handler", "ManualClock", "MemorySink", "RetryPolicy"]
 
 Handler = Callable[[Sequence[StockUpdate]], list[PushOutcome] | Awaitable[list[PushOutcome]]]
 """What a :class:`FakeChannel` does with a batch: one outcome per update, in order."""
@@ -147,3 +151,24 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """A cap on retries (a :class:`~syncd.publish.types.RetryCap`): the error table's
+    rows give each failure its own :class:`~syncd.core.errortable.RetrySpec`, and a
+    policy given to a pusher caps every figure of it (:meth:`bound`)."""
+
+    max_attempts: int = 5
+    max_seconds: float = 60.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+
+    def bound(self, spec: RetrySpec) -> RetrySpec:
+        """``spec`` with every figure capped by this policy's."""
+        return RetrySpec(
+            min(spec.max_attempts, self.max_attempts),
+            min(spec.base_delay_s, self.backoff_initial_s),
+            min(spec.max_delay_s, self.backoff_max_s),
+            min(spec.give_up_after_s, self.max_seconds),
+        )

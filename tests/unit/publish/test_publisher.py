@@ -28,11 +28,10 @@ from syncd.publish.limits import (
     AccountLimits,
     CostLimiter,
     RequestLimiter,
-    RetryPolicy,
     make_limiter,
 )
 from syncd.publish.pusher import AccountPusher, Desired
-from syncd.testing.fakes import MemorySink
+from syncd.testing.fakes import MemorySink, RetryPolicy
 from syncd.testing.sandbox import Sandbox
 from tests.fixtures.publishing import (
     SandboxFactory,
