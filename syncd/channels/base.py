@@ -2,7 +2,8 @@
 
 Owns the value types passed between the publisher and a client
 (:class:`StockUpdate`, :class:`PushOutcome`, :class:`ThrottleStatus`), the
-codes syncd itself produces, :func:`listing_ref`, the outcome and batch
+codes syncd itself produces, :func:`listing_ref` (re-exported from
+:mod:`syncd.core.keys`, its one home), the outcome and batch
 helpers (:func:`failure`, :func:`success`, :func:`fail_all`,
 :func:`dedupe_last`, :func:`chunk`) and the :class:`Channel` and
 :class:`TokenStore` protocols. Nothing here does I/O and nothing here imports
@@ -29,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-import orjson
+from syncd.core.keys import listing_ref as listing_ref
 
 T = TypeVar("T")
 
@@ -91,11 +92,6 @@ BAD_RESPONSE = "syncd.bad_response"
 """The platform's answer could not be understood (not JSON, wrong shape)."""
 NO_TOKEN = "syncd.no_token"
 """No usable access token and no way to get one: the store must be (re)connected."""
-
-
-def listing_ref(listing: Mapping[str, Any]) -> str:
-    """Canonical text of a listing object: JSON, sorted keys, no spaces."""
-    return orjson.dumps(dict(listing), option=orjson.OPT_SORT_KEYS).decode()
 
 
 # -- outcomes and batches -----------------------------------------------------

@@ -115,12 +115,6 @@ def _sizes() -> tuple[dict[str, int], dict[str, int]]:
     return modules, classes
 
 
-PENDING_ROOMS = {
-    # Being split by the helpers reshaping these packages (issue 10); each entry is a
-    # strict xfail below, so whoever splits it deletes its entry here.
-}
-
-
 def _too_big() -> dict[str, int]:
     modules, classes = _sizes()
     big = {m: n for m, n in modules.items() if n > MAX_MODULE_LINES}
@@ -129,14 +123,7 @@ def _too_big() -> dict[str, int]:
 
 
 def test_no_module_over_500_lines_and_no_class_over_300() -> None:
-    assert {name: n for name, n in _too_big().items() if name not in PENDING_ROOMS} == {}
-
-
-@pytest.mark.xfail(strict=True, reason="a module or class another helper is splitting")
-@pytest.mark.parametrize("name", sorted(PENDING_ROOMS))
-def test_pending_room_is_small(name: str) -> None:
-    """XPASS (a failure) once it is split (or gone): then delete it from PENDING_ROOMS."""
-    assert name not in _too_big()
+    assert _too_big() == {}
 
 
 def test_the_size_check_sees_the_modules() -> None:
