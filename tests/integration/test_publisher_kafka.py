@@ -216,7 +216,9 @@ async def test_two_processes_share_the_accounts_and_never_exceed_a_rate(
                     names.append((sb, name))
         assert len(names) == 4
         plan: dict[tuple[Sandbox, str], list[dict[str, Any]]] = {}
-        rows = []
+        Row = tuple[str, bytes, bytes | None, int | None]
+        rows: list[Row] = []
+        last: list[Row] = []  # the newest quantities, sent once both processes run
         for sb, name in names:
             creds = sb.add_account(name)
             lists = [listing_for(sb.platform, i, creds) for i in range(n_listings)]
@@ -224,8 +226,9 @@ async def test_two_processes_share_the_accounts_and_never_exceed_a_rate(
                 sb.add_listing(name, lst, 0)
             plan[sb, name] = lists
             account = st.account(sb, name, batch_size=1, rate_per_s=rate, burst=1, max_in_flight=3)
-            for q in (4, 9, 2):
+            for q in (4, 9):
                 rows += [row(account, lst, q + i) for i, lst in enumerate(lists)]
+            last += [row(account, lst, 2 + i) for i, lst in enumerate(lists)]
         path, cfg = st.write()
         await produce(cfg, rows)
 
@@ -256,9 +259,22 @@ async def test_two_processes_share_the_accounts_and_never_exceed_a_rate(
         def requests() -> int:
             return sum(sb.stats(name)["requests"] for sb, name in names)
 
+        def owns_partitions(log: Path) -> bool:
+            text = log.read_text()
+            return any(
+                json.loads(line)["partitions"]
+                for line in text.splitlines()
+                if '"partitions_assigned"' in line
+            )
+
         await spawn(1)
         await wait_until(lambda: requests() >= 8, 30, "first process sending")
         await spawn(2)
+        # The second process has joined and owns partitions (so its signal handlers are
+        # installed) before the newest quantities arrive: under load the first backlog can
+        # drain before it joins, and then it would have nothing to send.
+        await wait_until(lambda: owns_partitions(logs[1]), 60, "second process assigned")
+        await produce(cfg, last)
 
         def done() -> bool:
             return all(
