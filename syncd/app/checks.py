@@ -128,57 +128,25 @@ async def check_topics(
 
 async def _check_topics(admin: AIOKafkaAdminClient, cfg: config.Config) -> list[TopicCheck]:
     t = cfg.topics
-    have = {topic: await clients.partition_count(admin, topic) for topic in _names(cfg)}
+    names = [s.name for s in clients.topic_plan(t, t.input_partitions, t.input_partitions)]
+    have = {topic: await clients.partition_count(admin, topic) for topic in names}
     policies = await _cleanup_policies(admin, [topic for topic, n in have.items() if n])
     stock = have[t.stock] or t.input_partitions
     orders = have[t.orders] or t.input_partitions
-    ins, desired = t.input_partitions, t.desired_partitions
-    # topic, role, partitions it must have (None: any), partitions it is created with, cleanup
-    plan: list[tuple[str, str, int | None, int, str]] = [
-        (t.stock, "input", None, ins, "delete"),
-        (t.orders, "input", None, ins, "delete"),
-        (t.catalog, "input", None, 1, "delete"),
-        (t.order_lines, "internal", stock, stock, "delete"),
-        (t.holds, "internal", stock, stock, "compact"),
-        (t.sku_state, "internal", stock, stock, "compact"),
-        (t.order_state, "internal", orders, orders, "compact"),
-        (t.desired, "internal", desired, desired, "compact"),
-        (t.acked, "internal", desired, desired, "compact"),
-        (t.dead_letter, "output", None, 1, "delete"),
-        (t.push_results, "output", None, 3, "delete"),
-        (t.actions, "output", None, 1, "compact"),
-    ]
     out = []
-    for topic, role, must, create, want_cleanup in plan:
-        n, cleanup = have[topic], policies.get(topic)
+    for spec in clients.topic_plan(t, stock, orders):
+        n, cleanup = have[spec.name], policies.get(spec.name)
+        must = spec.partitions if spec.role == "internal" else None  # None: any count
         problem = None
-        if n is None and role == "input" and not t.create:
+        if n is None and spec.role == "input" and not t.create:
             problem = "missing, and topics.create is off"
         elif n is not None and must is not None and n != must:
             problem = f"needs {must} partitions"
-        elif n is not None and role != "input" and cleanup != want_cleanup:
-            problem = f"needs cleanup.policy={want_cleanup}"  # inputs: the producers' business
-        want = must if n is not None else create
-        out.append(TopicCheck(topic, role, n, want, cleanup, want_cleanup, problem))
+        elif n is not None and spec.role != "input" and cleanup != spec.cleanup:
+            problem = f"needs cleanup.policy={spec.cleanup}"  # inputs: the producers' business
+        want = must if n is not None else spec.partitions
+        out.append(TopicCheck(spec.name, spec.role, n, want, cleanup, spec.cleanup, problem))
     return out
-
-
-def _names(cfg: config.Config) -> list[str]:
-    t = cfg.topics
-    return [
-        t.stock,
-        t.orders,
-        t.catalog,
-        t.order_lines,
-        t.holds,
-        t.sku_state,
-        t.order_state,
-        t.desired,
-        t.acked,
-        t.dead_letter,
-        t.push_results,
-        t.actions,
-    ]
 
 
 async def _cleanup_policies(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, str]:

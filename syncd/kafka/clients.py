@@ -12,20 +12,22 @@ Topic layout (``<p>`` is ``topics.internal_prefix``):
 | ``<p>.desired`` | ``<account>/<listing ref>`` | ``desired_partitions``, by account | compact |
 | ``<p>.acked`` | ``<account>/<listing ref>`` | as ``<p>.desired`` | compact |
 
-(:func:`ensure_topics` is the full list, with the dead-letter, push-results and actions
-topics.)
+(:func:`topic_plan` is the full list, with the input topics and the dead-letter,
+push-results and actions topics; :func:`ensure_topics` creates from it and
+``syncd check-config --connect`` checks against it.)
 """
 
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from syncd.config import Config, KafkaConfig
+from syncd.config import Config, KafkaConfig, TopicsConfig
 from syncd.errors import KafkaError
 
 log = structlog.get_logger("syncd.kafka.clients")
@@ -59,6 +61,39 @@ async def partition_count(admin: AIOKafkaAdminClient, topic: str) -> int | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One of syncd's topics as syncd creates it."""
+
+    name: str
+    role: Literal["input", "internal", "output"]
+    partitions: int
+    """The count it is created with (internal topics: the count they must have)."""
+    copartitioned: bool
+    """Keyed like an input topic: any other partition count is refused at start."""
+    cleanup: Literal["delete", "compact"]
+
+
+def topic_plan(t: TopicsConfig, stock: int, orders: int) -> list[TopicSpec]:
+    """Every topic syncd reads or writes; ``stock`` and ``orders`` are the partition
+    counts of the stock and order topics (the internal topics keyed like them follow)."""
+    ins, desired = t.input_partitions, t.desired_partitions
+    return [
+        TopicSpec(t.stock, "input", ins, False, "delete"),
+        TopicSpec(t.orders, "input", ins, False, "delete"),
+        TopicSpec(t.catalog, "input", 1, False, "delete"),
+        TopicSpec(t.order_lines, "internal", stock, True, "delete"),
+        TopicSpec(t.holds, "internal", stock, True, "compact"),
+        TopicSpec(t.sku_state, "internal", stock, True, "compact"),
+        TopicSpec(t.order_state, "internal", orders, True, "compact"),
+        TopicSpec(t.desired, "internal", desired, False, "compact"),
+        TopicSpec(t.acked, "internal", desired, False, "compact"),
+        TopicSpec(t.dead_letter, "output", 1, False, "delete"),
+        TopicSpec(t.push_results, "output", 3, False, "delete"),
+        TopicSpec(t.actions, "output", 1, False, "compact"),
+    ]
+
+
 async def ensure_topics(cfg: Config) -> dict[str, int]:
     """Create the internal (and, when allowed, missing input/output) topics.
 
@@ -76,40 +111,31 @@ async def ensure_topics(cfg: Config) -> dict[str, int]:
         ) from e
     try:
         counts: dict[str, int] = {}
-        for topic, n in (
-            (t.stock, t.input_partitions),
-            (t.orders, t.input_partitions),
-            (t.catalog, 1),
-        ):
-            have = await partition_count(admin, topic)
+        inputs = [s for s in topic_plan(t, 0, 0) if s.role == "input"]
+        for spec in inputs:
+            have = await partition_count(admin, spec.name)
             if have is None:
                 if not t.create:
-                    raise KafkaError(f"input topic {topic} does not exist (topics.create is off)")
-                await create(admin, topic, n, t.replication_factor, {})
-                have = n
-            counts[topic] = have
-        compact = {"cleanup.policy": "compact"}
-        wanted = [
-            (t.order_lines, counts[t.stock], {}),
-            (t.holds, counts[t.stock], compact),
-            (t.sku_state, counts[t.stock], compact),
-            (t.order_state, counts[t.orders], compact),
-            (t.desired, t.desired_partitions, compact),
-            (t.acked, t.desired_partitions, compact),
-            (t.dead_letter, 1, {}),
-            (t.push_results, 3, {}),
-            (t.actions, 1, compact),
-        ]
-        for topic, n, conf in wanted:
-            have = await partition_count(admin, topic)
+                    raise KafkaError(
+                        f"input topic {spec.name} does not exist (topics.create is off)"
+                    )
+                await create(admin, spec.name, spec.partitions, t.replication_factor, {})
+                have = spec.partitions
+            counts[spec.name] = have
+        for spec in topic_plan(t, counts[t.stock], counts[t.orders]):
+            if spec.role == "input":
+                continue
+            have = await partition_count(admin, spec.name)
             if have is None:
-                await create(admin, topic, n, t.replication_factor, conf)
-                have = n
-            elif topic in (t.order_lines, t.holds, t.sku_state, t.order_state) and have != n:
+                conf = {"cleanup.policy": "compact"} if spec.cleanup == "compact" else {}
+                await create(admin, spec.name, spec.partitions, t.replication_factor, conf)
+                have = spec.partitions
+            elif spec.copartitioned and have != spec.partitions:
                 raise KafkaError(
-                    f"topic {topic} has {have} partitions but must match its input topic ({n})"
+                    f"topic {spec.name} has {have} partitions but must match its input topic "
+                    f"({spec.partitions})"
                 )
-            counts[topic] = have
+            counts[spec.name] = have
         return counts
     finally:
         await admin.close()
