@@ -25,7 +25,7 @@ from syncd.config.error_table import load, load_or_keep
 from syncd.core.errortable import ErrorTable
 from syncd.core.reconcile import Settings
 from syncd.errors import ConfigError
-from syncd.publish.limits import AccountLimits, Limiter, make_limiter
+from syncd.publish.limits import TAKEOVER_HOLD_S, AccountLimits, Limiter, make_limiter
 from syncd.publish.pusher import AccountPusher
 from syncd.publish.restore import Restorer
 from syncd.publish.results import KafkaResults
@@ -99,6 +99,7 @@ class Accounts:
             )
             pusher.restore(actions, desired)
             pusher.campaign_holds.update(holds)
+            self.limiters[account].hold(TAKEOVER_HOLD_S)  # the previous owner's second
             pusher.start()
             self.pushers[account] = pusher
         return pusher

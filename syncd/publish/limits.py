@@ -53,6 +53,13 @@ MIN_SLOW_FACTOR = 1 / 16
 SLOW_FOR_S = 60.0
 """... for this long after the last throttling answer."""
 
+TAKEOVER_HOLD_S = 1.0
+"""A pusher that starts for an account (at start-up or when a rebalance hands the account
+over) makes no call for this long: the account's previous owner, another process or this
+one before a restart, may have spent the current second's budget, and one account's rate
+is one budget across the cluster. With it, no one-second window holds calls of both owners,
+so the account never sees more than ``burst + rate_per_s`` calls in a second."""
+
 SHOPIFY_DEFAULT_COST = 10.0
 """Points an ``inventorySetQuantities`` call is assumed to cost before the first answer."""
 
