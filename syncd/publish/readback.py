@@ -206,20 +206,5 @@ class ReadBack:
             if same and row.platform in (platform, "*"):
                 codes = sorted(row.code or ())
                 code = next((c for c in codes if c in READ_BACK_CODES), codes[0] if codes else None)
-                return Decision(
-                    row,
-                    platform,
-                    code,
-                    {},
-                    a.hint,
-                    row.default,
-                    None,
-                    None,
-                    row.error_class,
-                    row.action,
-                    row.retry,
-                    row.slow_down,
-                    row.probe_every_s,
-                    row.adjust,
-                )
+                return Decision.of_row(row, platform, code, a.hint)
         return None

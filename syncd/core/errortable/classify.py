@@ -126,21 +126,14 @@ class ErrorTable:
         }
         hint = _render(row.hint_parts, values)
         quantity = captures.get(row.adjust_capture or "")
-        return Decision(
+        return Decision.of_row(
             row,
             platform,
             code,
-            captures,
             hint,
-            row.default,
+            captures,
             retry_after,
             quantity if isinstance(quantity, int) else None,
-            row.error_class,
-            row.action,
-            row.retry,
-            row.slow_down,
-            row.probe_every_s,
-            row.adjust,
         )
 
     def _count(self, platform: str, code: str) -> None:

@@ -112,3 +112,32 @@ class Decision:
     slow_down: bool
     probe_every_s: float | None
     adjust: AdjustKind | None
+
+    @classmethod
+    def of_row(
+        cls,
+        row: Row,
+        platform: str,
+        code: str | None,
+        hint: str,
+        captures: Mapping[str, int | str] | None = None,
+        retry_after_s: float | None = None,
+        quantity: int | None = None,
+    ) -> Decision:
+        """The decision ``row`` makes; the class and its policy come from the row."""
+        return cls(
+            row,
+            platform,
+            code,
+            captures or {},
+            hint,
+            row.default,
+            retry_after_s,
+            quantity,
+            row.error_class,
+            row.action,
+            row.retry,
+            row.slow_down,
+            row.probe_every_s,
+            row.adjust,
+        )
